@@ -1,0 +1,3 @@
+"""ghostwatch: follows up, politely and exactly once, with clients who went silent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,128 @@
+"""Re-thread and re-judge an account from the store (the shell around the pure
+``threads`` and ``judgment`` modules)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import structlog
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ghostwatch.classify import Kind
+from ghostwatch.config import AccountSettings
+from ghostwatch.judgment import Identity, Msg, Verdict, judge_all
+from ghostwatch.message import Direction
+from ghostwatch.store import MessageRow, ThreadRow
+from ghostwatch.threads import ThreadInput, thread_messages
+
+log = structlog.get_logger("ghostwatch.analyze")
+
+
+def identity_of(account: AccountSettings) -> Identity:
+    return Identity(
+        addresses=account.own_addresses(),
+        colleague_domains=frozenset(account.colleague_domains),
+    )
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(value.split()) if value else ()
+
+
+def _unite_gmail_threads(rows: list[MessageRow], assigned: dict[int, str]) -> None:
+    """Gmail's X-GM-THRID is authoritative where present: merge threads it joins."""
+    by_thrid: dict[int, list[int]] = defaultdict(list)
+    for r in rows:
+        if r.gm_thrid is not None:
+            by_thrid[r.gm_thrid].append(r.id)
+    rename: dict[str, str] = {}
+    for keys in by_thrid.values():
+        tids = sorted({assigned[k] for k in keys})
+        for tid in tids[1:]:
+            rename[tid] = tids[0]
+    if rename:
+        for key, tid in assigned.items():
+            while tid in rename:
+                tid = rename[tid]
+            assigned[key] = tid
+
+
+def analyze_account(
+    sessions: sessionmaker[Session], account: AccountSettings, now: datetime
+) -> dict[str, Verdict]:
+    """Thread every stored message of ``account``, judge every thread, store verdicts."""
+    identity = identity_of(account)
+    with sessions() as db:
+        rows = list(db.scalars(select(MessageRow).where(MessageRow.account == account.name)))
+        inputs = [
+            ThreadInput(
+                key=r.id,
+                message_id=r.message_id,
+                in_reply_to=r.in_reply_to,
+                references=_split(r.references),
+                subject=r.subject,
+                date=r.date,
+                participants=frozenset(
+                    a
+                    for a in (r.from_addr, *_split(r.to_addrs), *_split(r.cc_addrs))
+                    if a and a not in identity.addresses
+                ),
+            )
+            for r in rows
+        ]
+        assigned = thread_messages(inputs)
+        _unite_gmail_threads(rows, assigned)
+
+        changed: dict[str, list[int]] = defaultdict(list)
+        for r in rows:
+            tid = assigned[r.id]
+            if r.thread_id != tid:
+                changed[tid].append(r.id)
+        for tid, ids in changed.items():
+            for i in range(0, len(ids), 500):
+                db.execute(
+                    update(MessageRow).where(MessageRow.id.in_(ids[i : i + 500])).values(thread_id=tid)
+                )
+
+        threads: dict[str, list[Msg]] = defaultdict(list)
+        for r in rows:
+            threads[assigned[r.id]].append(
+                Msg(
+                    message_id=r.message_id,
+                    date=r.date,
+                    direction=Direction(r.direction),
+                    kind=Kind(r.kind),
+                    from_addr=r.from_addr,
+                    to_addrs=_split(r.to_addrs),
+                    cc_addrs=_split(r.cc_addrs),
+                    subject=r.subject,
+                    bounced_addrs=_split(r.bounced_addrs),
+                    bounced_message_id=r.bounced_message_id,
+                )
+            )
+        verdicts = judge_all(threads, identity, now)
+
+        db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
+        db.add_all(
+            ThreadRow(
+                account=account.name,
+                thread_id=tid,
+                subject=v.subject,
+                state=v.state.value,
+                awaiting=v.awaiting,
+                awaiting_since=v.awaiting_since,
+                counterpart=v.counterpart,
+                last_outgoing_message_id=v.last_outgoing_message_id,
+                last_activity=v.last_activity,
+                message_count=v.message_count,
+                notes="\n".join(v.notes),
+                updated_at=now,
+            )
+            for tid, v in verdicts.items()
+        )
+        db.commit()
+    awaiting = sum(1 for v in verdicts.values() if v.awaiting)
+    log.info("account_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
+    return verdicts

@@ -1,0 +1,259 @@
+"""The ``ghostwatch`` command line. Only this module exits the process."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+from sqlalchemy import select
+
+from ghostwatch import __version__
+from ghostwatch.clock import Clock, FixedClock, SystemClock
+from ghostwatch.config import Settings, load_config
+from ghostwatch.errors import GhostwatchError
+from ghostwatch.log import configure_logging
+
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+
+
+class Context:
+    """Lazily loaded configuration and store for a CLI invocation."""
+
+    def __init__(self, config_path: Path | None, now: datetime | None) -> None:
+        self.config_path = config_path
+        self.clock: Clock = FixedClock(now) if now else SystemClock()
+        self._settings: Settings | None = None
+        self.settings_path: Path | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings, self.settings_path = load_config(self.config_path)
+            configure_logging(self._settings.log.level, self._settings.log.format)
+        return self._settings
+
+    def sessions(self) -> Any:
+        from ghostwatch.store import open_store
+
+        return open_store(self.settings.database.url)
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date/time") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _fail(exc: GhostwatchError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ghostwatch")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (default: $GHOSTWATCH_CONFIG, ~/.config/ghostwatch/config.toml, "
+    "/etc/ghostwatch/config.toml).",
+)
+@click.option(
+    "--now",
+    callback=_parse_now,
+    metavar="ISO",
+    help="Pretend the current time is ISO (e.g. 2026-12-01T09:00+01:00).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, now: datetime | None) -> None:
+    """ghostwatch watches your mailbox and follows up with clients who went silent.
+
+    It reads your INBOX and Sent folder, works out which of your messages still
+    await a real answer (auto-replies, bounces and newsletters don't count), and
+    tells you.
+    """
+    configure_logging("warning")
+    ctx.obj = Context(config_path, now)
+
+
+@main.command("check-config")
+@click.pass_obj
+def check_config(obj: Context) -> None:
+    """Validate the configuration file and say what it contains."""
+    try:
+        settings = obj.settings
+    except GhostwatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    click.echo(f"{obj.settings_path}: OK")
+    click.echo(f"  database: {settings.database.url}")
+    if not settings.accounts:
+        click.echo("  warning: no [[accounts]] configured; nothing to sync")
+    for account in settings.accounts:
+        aliases = f" (+{len(account.aliases)} aliases)" if account.aliases else ""
+        smtp = f", SMTP {account.smtp.host}" if account.smtp else ""
+        click.echo(
+            f"  account {account.name}: {account.address}{aliases}, IMAP {account.imap.host}:"
+            f"{account.imap.effective_port()} ({account.imap.security.value}){smtp}"
+        )
+
+
+@main.command()
+@click.option("--account", "account_name", metavar="NAME", help="Sync only this account.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def sync(obj: Context, account_name: str | None, quiet: bool) -> None:
+    """Fetch new mail headers from IMAP and re-judge who owes a reply."""
+    from ghostwatch.sync import sync_account
+
+    try:
+        settings = obj.settings
+        accounts = [settings.account(account_name)] if account_name else settings.accounts
+        if not accounts:
+            raise GhostwatchError("no [[accounts]] in the configuration; nothing to sync")
+        sessions = obj.sessions()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    failed = 0
+    for account in accounts:
+        try:
+            with _progress(quiet) as progress:
+                result = sync_account(account, sessions, obj.clock.now(), progress=progress)
+        except GhostwatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed += 1
+            continue
+        unchanged = sum(f.skipped_unchanged for f in result.folders)
+        click.echo(
+            f"{account.name}: {result.new} new message(s) in {len(result.folders)} folder(s)"
+            + (f", {unchanged} unchanged" if unchanged else "")
+        )
+    if failed:
+        sys.exit(EXIT_ERROR)
+
+
+class _progress:  # noqa: N801 - used as a context manager, reads like one
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._bar.__enter__()
+
+        def update(folder: str, done: int, total: int) -> None:
+            if folder not in self._tasks:
+                self._tasks[folder] = self._bar.add_task(folder, total=total)
+            self._bar.update(self._tasks[folder], completed=done)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _days(since: datetime, now: datetime) -> int:
+    return max((now - since).days, 0)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account.")
+@click.option("--all", "show_all", is_flag=True, help="Every thread, not just those awaiting.")
+@click.pass_obj
+def status(obj: Context, as_json: bool, account_name: str | None, show_all: bool) -> None:
+    """List threads whose last message is yours and still awaits a reply.
+
+    Reads the store only (run `ghostwatch sync` first); never touches the network.
+    """
+    from ghostwatch.store import ThreadRow
+
+    try:
+        if account_name:
+            obj.settings.account(account_name)
+        sessions = obj.sessions()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    now = obj.clock.now()
+    with sessions() as db:
+        query = select(ThreadRow)
+        if not show_all:
+            query = query.where(ThreadRow.awaiting.is_(True))
+        if account_name:
+            query = query.where(ThreadRow.account == account_name)
+        rows = list(db.scalars(query))
+    rows.sort(key=lambda r: (r.awaiting_since or r.last_activity, r.thread_id))
+    items = [
+        {
+            "thread_id": r.thread_id,
+            "account": r.account,
+            "state": r.state,
+            "counterpart": r.counterpart,
+            "subject": r.subject,
+            "awaiting_since": r.awaiting_since.isoformat() if r.awaiting_since else None,
+            "days_silent": _days(r.awaiting_since, now) if r.awaiting_since else None,
+            "last_outgoing_message_id": r.last_outgoing_message_id,
+            "messages": r.message_count,
+            "notes": r.notes.split("\n") if r.notes else [],
+        }
+        for r in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("Nothing awaits a reply." if not show_all else "No threads stored yet.")
+        return
+    _print_status(items)
+
+
+def _print_status(items: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, expand=False)
+    for col in ("thread", "account", "counterpart", "subject", "since", "days", "notes"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        since = it["awaiting_since"][:10] if it["awaiting_since"] else it["state"]
+        table.add_row(
+            it["thread_id"],
+            it["account"],
+            it["counterpart"] or "",
+            it["subject"][:60],
+            since,
+            "" if it["days_silent"] is None else str(it["days_silent"]),
+            "\n".join(it["notes"]),
+        )
+    Console(width=max(140, Console().width)).print(table)
+    structlog.get_logger().debug("status_printed", rows=len(items))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,296 @@
+"""Configuration: a TOML file validated by pydantic-settings.
+
+The file is found via ``--config PATH``, else ``$GHOSTWATCH_CONFIG``, else
+``~/.config/ghostwatch/config.toml``, else ``/etc/ghostwatch/config.toml``.
+Environment variables prefixed ``GHOSTWATCH_`` override file values; nested keys
+use ``__`` (``GHOSTWATCH_DATABASE__URL=...``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ghostwatch.errors import ConfigError
+
+DEFAULT_SEARCH_PATHS = (
+    Path("~/.config/ghostwatch/config.toml"),
+    Path("/etc/ghostwatch/config.toml"),
+)
+
+
+class Security(StrEnum):
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost names and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in {"localhost", "localhost.localdomain", "ip6-localhost"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    """Common to IMAP and SMTP: where to connect and how to obtain the password."""
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = Security.TLS
+    username: str
+    password: str | None = Field(default=None, repr=False)
+    password_command: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    password_credential: str | None = None
+    timeout: float = Field(default=60.0, gt=0, description="Socket timeout in seconds.")
+    ca_file: Path | None = Field(
+        default=None, description="Extra CA bundle to trust (self-hosted servers)."
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> Self:
+        sources = [
+            name
+            for name in (
+                "password",
+                "password_command",
+                "password_file",
+                "password_env",
+                "password_credential",
+            )
+            if getattr(self, name) is not None
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "set exactly one of password_command, password_file, password_env, "
+                f"password_credential or password (found: {', '.join(sources) or 'none'})"
+            )
+        if self.security is Security.NONE and not is_loopback(self.host):
+            raise ValueError(
+                f'security = "none" sends the password in clear text; it is only allowed '
+                f"for a loopback host, not {self.host!r}. Use \"tls\" or \"starttls\"."
+            )
+        return self
+
+
+class ImapSettings(ServerSettings):
+    folders: list[str] = Field(
+        default_factory=list,
+        description="Extra folders to sync besides INBOX and the Sent folder.",
+    )
+    fetch_chunk: int = Field(default=1000, ge=50, le=20000, description="UIDs per FETCH.")
+
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 993 if self.security is Security.TLS else 143
+
+
+class SmtpSettings(ServerSettings):
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 465 if self.security is Security.TLS else 587
+
+
+class AccountSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    address: str
+    aliases: list[str] = Field(default_factory=list)
+    display_name: str | None = None
+    colleague_domains: list[str] = Field(
+        default_factory=list,
+        description="Domains of your own organisation: people there are never chased.",
+    )
+    imap: ImapSettings
+    smtp: SmtpSettings | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: list[str]) -> list[str]:
+        return [_check_address(v) for v in value]
+
+    @field_validator("colleague_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower().lstrip("@") for v in value]
+
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset([self.address, *self.aliases])
+
+
+def _check_address(value: str) -> str:
+    value = value.strip().lower()
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or any(c in value for c in " \r\n<>,;"):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def default_database_url() -> str:
+    """``$STATE_DIRECTORY`` under systemd, else the XDG state directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        # systemd may pass several colon-separated directories; the first is ours.
+        base = Path(state.split(":")[0])
+    else:
+        import platformdirs
+
+        base = Path(platformdirs.user_state_dir("ghostwatch"))
+    return f"sqlite:///{base / 'ghostwatch.db'}"
+
+
+class DatabaseSettings(_Strict):
+    url: str = Field(default_factory=default_database_url)
+
+
+class LogSettings(_Strict):
+    level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
+    format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
+
+
+class Settings(BaseSettings):
+    """The whole configuration file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GHOSTWATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    accounts: list[AccountSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment wins over them.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_accounts(self) -> Self:
+        seen: set[str] = set()
+        for account in self.accounts:
+            if account.name in seen:
+                raise ValueError(f"account name {account.name!r} is used twice")
+            seen.add(account.name)
+        return self
+
+    def account(self, name: str) -> AccountSettings:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        known = ", ".join(a.name for a in self.accounts) or "none configured"
+        raise ConfigError(f"no account named {name!r} (known: {known})")
+
+
+def find_config(explicit: Path | None) -> Path:
+    """Resolve the config path in the documented order; raise if none exists."""
+    if explicit is not None:
+        candidates = [explicit]
+    elif os.environ.get("GHOSTWATCH_CONFIG"):
+        candidates = [Path(os.environ["GHOSTWATCH_CONFIG"])]
+    else:
+        candidates = list(DEFAULT_SEARCH_PATHS)
+    for candidate in candidates:
+        path = candidate.expanduser()
+        if path.is_file():
+            return path
+    tried = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no configuration file found (tried {tried}). Copy config.example.toml there, "
+        "or pass --config PATH."
+    )
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {_loc(err['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def _uses_plaintext_password(data: dict[str, Any]) -> list[str]:
+    keys = []
+    for i, account in enumerate(data.get("accounts") or []):
+        if not isinstance(account, dict):
+            continue
+        for proto in ("imap", "smtp"):
+            server = account.get(proto)
+            if isinstance(server, dict) and "password" in server:
+                keys.append(f"accounts[{i}].{proto}.password")
+    return keys
+
+
+def load_config(explicit: Path | None = None) -> tuple[Settings, Path]:
+    """Find, read and validate the configuration; errors name file, key and problem."""
+    path = find_config(explicit)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_config(raw, path), path
+
+
+def parse_config(raw: bytes, path: Path) -> Settings:
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    plaintext = _uses_plaintext_password(data)
+    if plaintext:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{path}: {plaintext[0]}: a plaintext password is only accepted when the "
+                f"file is readable by its owner alone (mode is {stat.filemode(mode)}). "
+                f"Run: chmod 600 {path}   (better: use password_command or "
+                "password_credential)"
+            )
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from exc

@@ -1,0 +1,335 @@
+"""The IMAP side of the shell: connecting safely and fetching only what is needed.
+
+ghostwatch never changes a mailbox while syncing: folders are opened with EXAMINE
+(read-only, RFC 3501 §6.3.2) and bodies, when needed at all, are fetched with
+BODY.PEEK so no \\Seen flag is set.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import imapclient
+import structlog
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.response_parser import parse_fetch_response
+
+from ghostwatch.config import AccountSettings, ImapSettings, Security
+from ghostwatch.errors import AuthenticationFailed, ServerUnreachable, TLSFailure
+
+log = structlog.get_logger("ghostwatch.imap")
+
+# RFC 6154 special-use attributes, with names seen in the wild as a fallback for
+# servers that do not announce them.
+_ROLE_FLAGS = {b"\\Sent": "sent", b"\\All": "all", b"\\Drafts": "drafts"}
+_SENT_NAMES = (
+    "Sent",
+    "Sent Items",
+    "Sent Messages",
+    "Sent Mail",
+    "INBOX.Sent",
+    "INBOX/Sent",
+    "Posta inviata",
+    "Inviata",
+    "Gesendet",
+    "Gesendete Elemente",
+    "Envoyés",
+    "Enviados",
+)
+
+
+@dataclass
+class IoStats:
+    """Commands and bytes on the wire, for benchmarks and the no-change check."""
+
+    commands: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    command_names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int
+    messages: int
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    uid: int
+    internal_date: datetime
+    size: int
+    header: bytes
+    gm_msgid: int | None
+    gm_thrid: int | None
+
+
+def _tls_context(settings: ImapSettings) -> ssl.SSLContext:
+    # Always verify: a bad certificate is an error, never a silent downgrade.
+    ctx = ssl.create_default_context(
+        cafile=str(settings.ca_file) if settings.ca_file else None
+    )
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class ImapSession:
+    """A logged-in connection to one account's IMAP server."""
+
+    def __init__(self, client: imapclient.IMAPClient, account: str) -> None:
+        self.client = client
+        self.account = account
+        self.stats = IoStats()
+        self._instrument()
+        self.capabilities = {c.upper() for c in client.capabilities()}
+
+    # -- instrumentation ---------------------------------------------------
+    def _instrument(self) -> None:
+        imap = self.client._imap  # noqa: SLF001 - imaplib object under imapclient
+        # imapclient routes every protocol line through a debug logger; that costs
+        # more CPU than the parsing on a big first sync, and we log our own events.
+        imap.debug = 0
+        stats = self.stats
+        orig_command = imap._command  # noqa: SLF001
+        orig_send = imap.send
+        orig_readline = imap.readline
+        orig_read = imap.read
+
+        def _command(name: str, *args: Any) -> Any:
+            stats.commands += 1
+            stats.command_names.append(name)
+            return orig_command(name, *args)
+
+        def send(data: bytes) -> None:
+            stats.bytes_out += len(data)
+            orig_send(data)
+
+        def readline() -> bytes:
+            line: bytes = orig_readline()
+            stats.bytes_in += len(line)
+            return line
+
+        def read(size: int) -> bytes:
+            data: bytes = orig_read(size)
+            stats.bytes_in += len(data)
+            return data
+
+        imap._command = _command  # noqa: SLF001
+        imap.send = send
+        imap.readline = readline
+        imap.read = read
+
+    # -- capabilities ------------------------------------------------------
+    @property
+    def condstore(self) -> bool:
+        return b"CONDSTORE" in self.capabilities or b"QRESYNC" in self.capabilities
+
+    @property
+    def gmail(self) -> bool:
+        return b"X-GM-EXT-1" in self.capabilities
+
+    # -- folders -----------------------------------------------------------
+    def discover_folders(self) -> dict[str, str]:
+        """Map roles (inbox, sent, all, drafts) to folder names with one LIST."""
+        roles: dict[str, str] = {"inbox": "INBOX"}
+        names: list[str] = []
+        for flags, _delim, name in self.client.list_folders():
+            names.append(name)
+            for flag in flags:
+                role = _ROLE_FLAGS.get(flag if isinstance(flag, bytes) else flag.encode())
+                if role and role not in roles:
+                    roles[role] = name
+        if "sent" not in roles:
+            lowered = {n.lower(): n for n in names}
+            for candidate in _SENT_NAMES:
+                if candidate.lower() in lowered:
+                    roles["sent"] = lowered[candidate.lower()]
+                    break
+        return roles
+
+    def status(self, folder: str) -> FolderStatus:
+        items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+        if self.condstore:
+            items.append("HIGHESTMODSEQ")
+        data = self.client.folder_status(folder, items)
+        modseq = data.get(b"HIGHESTMODSEQ")
+        return FolderStatus(
+            uidvalidity=int(data[b"UIDVALIDITY"]),
+            uidnext=int(data[b"UIDNEXT"]),
+            messages=int(data[b"MESSAGES"]),
+            highestmodseq=int(modseq) if modseq is not None else None,
+        )
+
+    def examine(self, folder: str) -> FolderStatus:
+        """Open ``folder`` read-only (EXAMINE) and return what the server said."""
+        data = self.client.select_folder(folder, readonly=True)
+        modseq = data.get(b"HIGHESTMODSEQ")
+        return FolderStatus(
+            uidvalidity=int(data[b"UIDVALIDITY"]),
+            uidnext=int(data.get(b"UIDNEXT", 0)),
+            messages=int(data.get(b"EXISTS", 0)),
+            highestmodseq=int(modseq) if modseq is not None else None,
+        )
+
+    # -- fetching ----------------------------------------------------------
+    def _uid_fetch(self, uid_set: str, items: list[str]) -> dict[int, dict[bytes, Any]]:
+        """``UID FETCH`` over a UID set string ("1:1000"); imapclient's ``fetch``
+        only takes lists of UIDs, which would need a SEARCH first."""
+        imap = self.client._imap  # noqa: SLF001
+        tag = imap._command("UID", "FETCH", uid_set, "(" + " ".join(items) + ")")  # noqa: SLF001
+        typ, data = imap._command_complete("FETCH", tag)  # noqa: SLF001
+        if typ != "OK":
+            raise IMAPClientError(f"UID FETCH failed: {data!r}")
+        typ, data = imap._untagged_response(typ, data, "FETCH")  # noqa: SLF001
+        parsed: dict[int, dict[bytes, Any]] = parse_fetch_response(data, False, True)
+        return parsed
+
+    def fetch_headers(
+        self, start_uid: int, end_uid: int | None, fields: tuple[str, ...]
+    ) -> Iterator[Fetched]:
+        """Fetch header fields of UIDs in [start_uid, end_uid] (``None``: to the end)."""
+        items = [
+            "UID",
+            "INTERNALDATE",
+            "RFC822.SIZE",
+            f"BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]",
+        ]
+        if self.gmail:
+            items += ["X-GM-MSGID", "X-GM-THRID"]
+        uid_set = f"{start_uid}:{end_uid if end_uid is not None else '*'}"
+        response = self._uid_fetch(uid_set, items)
+        for uid in sorted(response):
+            # "N:*" returns the last message even when its UID is below N (RFC 3501
+            # §6.4.8): drop anything outside the range asked for.
+            if uid < start_uid or (end_uid is not None and uid > end_uid):
+                continue
+            data = response[uid]
+            header = b""
+            for key, value in data.items():
+                if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
+                    header = value
+                    break
+            internal = data.get(b"INTERNALDATE")
+            if not isinstance(internal, datetime):
+                internal = datetime(1970, 1, 1, tzinfo=UTC)
+            elif internal.tzinfo is None:
+                internal = internal.replace(tzinfo=UTC)
+            yield Fetched(
+                uid=uid,
+                internal_date=internal.astimezone(UTC),
+                size=int(data.get(b"RFC822.SIZE") or 0),
+                header=header,
+                gm_msgid=_int_or_none(data.get(b"X-GM-MSGID")),
+                gm_thrid=_int_or_none(data.get(b"X-GM-THRID")),
+            )
+
+    def fetch_message_ids(self) -> dict[int, bytes]:
+        """UID -> raw Message-ID header of every message in the selected folder."""
+        response = self._uid_fetch("1:*", ["UID", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        out: dict[int, bytes] = {}
+        for uid, data in response.items():
+            for key, value in data.items():
+                if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
+                    out[uid] = value
+        return out
+
+    def fetch_partial(self, uids: list[int], section: str, limit: int) -> dict[int, bytes]:
+        """First ``limit`` bytes of ``section`` ("" for the whole message, "TEXT")."""
+        if not uids:
+            return {}
+        response = self._uid_fetch(
+            ",".join(str(u) for u in uids), ["UID", f"BODY.PEEK[{section}]<0.{limit}>"]
+        )
+        out: dict[int, bytes] = {}
+        for uid, data in response.items():
+            for key, value in data.items():
+                if key.startswith(b"BODY[") and isinstance(value, bytes):
+                    out[uid] = value
+        return out
+
+    def logout(self) -> None:
+        try:
+            self.client.logout()
+        except (IMAPClientError, OSError):
+            # The connection is going away either way.
+            log.debug("logout_failed", account=self.account)
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def connect(account: AccountSettings, password: str) -> ImapSession:
+    """Connect and log in once; raise a typed error naming the account on failure."""
+    cfg = account.imap
+    port = cfg.effective_port()
+    where = f"account {account.name!r}: IMAP {cfg.host}:{port}"
+    try:
+        if cfg.security is Security.TLS:
+            client = imapclient.IMAPClient(
+                cfg.host, port=port, ssl=True, ssl_context=_tls_context(cfg), timeout=cfg.timeout
+            )
+        else:
+            client = imapclient.IMAPClient(cfg.host, port=port, ssl=False, timeout=cfg.timeout)
+            if cfg.security is Security.STARTTLS:
+                if not client.has_capability("STARTTLS"):
+                    raise TLSFailure(
+                        f"{where}: server does not offer STARTTLS; refusing to log in "
+                        "in clear text"
+                    )
+                client.starttls(_tls_context(cfg))
+        client.normalise_times = False
+    except ssl.SSLError as exc:
+        raise TLSFailure(f"{where}: TLS failed: {exc.reason or exc}") from exc
+    except (socket.gaierror, ConnectionError, TimeoutError, OSError) as exc:
+        raise ServerUnreachable(f"{where}: cannot connect: {exc}") from exc
+    try:
+        client.login(cfg.username, password)
+    except LoginError as exc:
+        raise AuthenticationFailed(
+            f"{where}: login as {cfg.username!r} was refused (wrong password, or the "
+            "provider needs an app password). Not retrying."
+        ) from exc
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        raise ServerUnreachable(f"{where}: connection lost during login: {exc}") from exc
+    return ImapSession(client, account.name)
+
+
+def connect_with_retry(
+    account: AccountSettings,
+    password: str,
+    *,
+    attempts: int = 4,
+    base_delay: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ImapSession:
+    """Retry unreachable servers with exponential backoff; never retry a bad login."""
+    delay = base_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return connect(account, password)
+        except ServerUnreachable as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "imap_unreachable_retrying",
+                account=account.name,
+                attempt=attempt,
+                retry_in_s=delay,
+                error=str(exc),
+            )
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,192 @@
+"""From a fetched header block to the facts ghostwatch keeps about a message.
+
+Only header fields are fetched (see :data:`FETCH_HEADERS`); bodies never are, except
+for bounces and auto-replies (see ``sync``). Parsing is total: malformed input
+yields a :class:`MessageMeta` with what could be read, never an exception.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import email.utils
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from enum import StrEnum
+
+from ghostwatch.classify import HEADER_FIELDS as CLASSIFY_FIELDS
+from ghostwatch.classify import Kind, classify
+from ghostwatch.threads import parse_msgid_list
+
+_BASE_FIELDS = (
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Subject",
+    "From",
+    "Sender",
+    "To",
+    "Cc",
+    "Reply-To",
+    "Date",
+    "Content-Type",
+)
+FETCH_HEADERS: tuple[str, ...] = tuple(
+    dict.fromkeys(f.upper() for f in (*_BASE_FIELDS, *CLASSIFY_FIELDS))
+)
+_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+_MAX_HEADER = 4000  # a single header value longer than this is junk or an attack
+
+
+class Direction(StrEnum):
+    OUTGOING = "out"  # from one of the account's addresses to someone else
+    INCOMING = "in"
+    SELF = "self"  # from us, to nobody but us: a note to self
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    message_id: str | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    subject: str
+    from_addr: str
+    from_name: str
+    to_addrs: tuple[str, ...]
+    cc_addrs: tuple[str, ...]
+    reply_to: tuple[str, ...]
+    date: datetime
+    direction: Direction
+    kind: Kind
+    reasons: tuple[str, ...]
+    content_type: str
+    problems: tuple[str, ...] = field(default=())
+
+
+def decode_text(value: str | None) -> str:
+    """Decode RFC 2047 words; tolerate any garbage (bad charsets, raw 8-bit)."""
+    if not value:
+        return ""
+    value = value[:_MAX_HEADER]
+    try:
+        text = str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - email.header raises a zoo of errors on junk
+        text = value
+    # Raw 8-bit headers arrive as surrogate escapes under compat32.
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, lowercased address) pairs; entries without '@' are dropped."""
+    out: list[tuple[str, str]] = []
+    try:
+        pairs = email.utils.getaddresses([v[:_MAX_HEADER] for v in values])
+    except Exception:  # noqa: BLE001 - malformed address lists must not stop a sync
+        return out
+    for name, addr in pairs:
+        addr = addr.strip().lower()
+        if "@" in addr and " " not in addr:
+            out.append((decode_text(name), addr))
+    return out
+
+
+def parse_date(value: str | None, fallback: datetime) -> tuple[datetime, bool]:
+    """Parse a Date header into UTC; returns (date, ok)."""
+    if not value:
+        return fallback, False
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return fallback, False
+    if parsed.tzinfo is None:  # RFC 5322 "-0000": zone unknown; treat as UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC), True
+    except (OverflowError, ValueError):
+        return fallback, False
+
+
+
+
+def _first_msgid(value: str | None) -> str | None:
+    ids = parse_msgid_list(value)
+    return ids[-1] if ids else None
+
+
+def _all(msg: Message, name: str) -> list[str]:
+    return [str(v) for v in (msg.get_all(name) or [])]
+
+
+def parse_headers(
+    raw: bytes, *, internal_date: datetime, own_addresses: frozenset[str]
+) -> MessageMeta:
+    """Build a :class:`MessageMeta` from a raw header block."""
+    problems: list[str] = []
+    msg = _PARSER.parsebytes(raw)
+    if msg.defects:
+        problems.append("defects: " + ",".join(type(d).__name__ for d in msg.defects[:3]))
+
+    ids = _all(msg, "Message-ID")
+    message_id = None
+    if ids:
+        found = parse_msgid_list(ids[0])
+        message_id = found[0] if found else None
+        if len(ids) > 1:
+            problems.append("duplicate Message-ID header")
+    if message_id is None:
+        problems.append("missing Message-ID")
+
+    in_reply_to = _first_msgid(msg.get("In-Reply-To"))
+    references = parse_msgid_list(" ".join(_all(msg, "References"))[: _MAX_HEADER * 4])
+    if message_id is not None and message_id in references:
+        problems.append("references itself")
+        references = tuple(r for r in references if r != message_id)
+    if in_reply_to == message_id:
+        in_reply_to = None
+
+    senders = parse_addresses(_all(msg, "From")) or parse_addresses(_all(msg, "Sender"))
+    from_name, from_addr = senders[0] if senders else ("", "")
+    if not from_addr:
+        problems.append("no usable From")
+    to_addrs = tuple(dict.fromkeys(a for _, a in parse_addresses(_all(msg, "To"))))
+    cc_addrs = tuple(dict.fromkeys(a for _, a in parse_addresses(_all(msg, "Cc"))))
+    reply_to = tuple(a for _, a in parse_addresses(_all(msg, "Reply-To")))
+
+    date, ok = parse_date(msg.get("Date"), internal_date)
+    if not ok:
+        problems.append("bad or missing Date; using the server's internal date")
+
+    if from_addr in own_addresses:
+        recipients = set(to_addrs) | set(cc_addrs)
+        direction = (
+            Direction.SELF if recipients and recipients <= own_addresses else Direction.OUTGOING
+        )
+        if not recipients:
+            direction = Direction.SELF
+    else:
+        direction = Direction.INCOMING
+    # Outgoing mail is classified too: the user's own vacation responder or a
+    # newsletter they send is not a message that awaits an answer.
+    classification = classify(msg)
+
+    return MessageMeta(
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=decode_text(msg.get("Subject")),
+        from_addr=from_addr,
+        from_name=from_name,
+        to_addrs=to_addrs,
+        cc_addrs=cc_addrs,
+        reply_to=reply_to,
+        date=date,
+        direction=direction,
+        kind=classification.kind,
+        reasons=classification.reasons,
+        content_type=(msg.get_content_type() or "text/plain")[:100],
+        problems=tuple(problems),
+    )

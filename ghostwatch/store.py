@@ -1,0 +1,216 @@
+"""The message store: SQLAlchemy 2 models and the engine.
+
+SQLite by default (WAL, one file), PostgreSQL by URL. The schema is owned by the
+Alembic migrations in ``ghostwatch/migrations``; :func:`open_store` upgrades a
+database to the latest revision before use.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from ghostwatch.errors import StoreError
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC; SQLite would otherwise hand back naive ones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Folder(Base):
+    """One synced IMAP folder and where its sync stands."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("account", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(512))
+    role: Mapped[str] = mapped_column(String(16))  # inbox | sent | all | extra
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    highestmodseq: Mapped[int | None] = mapped_column(BigInteger)
+    messages: Mapped[int | None] = mapped_column(Integer)
+    # Highest UID fetched and committed: a sync interrupted mid-way resumes after it.
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageRow(Base):
+    """What ghostwatch knows of one message in one folder (headers only)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "uid"),
+        Index("ix_messages_account_msgid", "account", "message_id"),
+        Index("ix_messages_account_thread", "account", "thread_id"),
+        Index("ix_messages_account_gm_msgid", "account", "gm_msgid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str] = mapped_column(Text, default="")  # space-separated ids
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(320), default="")
+    to_addrs: Mapped[str] = mapped_column(Text, default="")  # space-separated
+    cc_addrs: Mapped[str] = mapped_column(Text, default="")
+    reply_to: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime] = mapped_column(UTCDateTime)
+    internal_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    direction: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text, default="")  # "; "-separated
+    content_type: Mapped[str] = mapped_column(String(100), default="text/plain")
+    problems: Mapped[str] = mapped_column(Text, default="")
+    # Bounces: which addresses failed, and the Message-ID of what bounced.
+    bounced_addrs: Mapped[str] = mapped_column(Text, default="")
+    bounced_message_id: Mapped[str | None] = mapped_column(String(998))
+    # Auto-replies: the start of the text (for return dates); never logged.
+    auto_reply_text: Mapped[str | None] = mapped_column(Text)
+    gm_msgid: Mapped[int | None] = mapped_column(BigInteger)
+    gm_thrid: Mapped[int | None] = mapped_column(BigInteger)
+    thread_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ThreadRow(Base):
+    """The judgment of one thread, refreshed after every sync."""
+
+    __tablename__ = "threads"
+    __table_args__ = (Index("ix_threads_awaiting", "account", "awaiting"),)
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(24))
+    awaiting: Mapped[bool] = mapped_column(Boolean, default=False)
+    awaiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counterpart: Mapped[str | None] = mapped_column(String(320))
+    last_outgoing_message_id: Mapped[str | None] = mapped_column(String(998))
+    last_activity: Mapped[datetime] = mapped_column(UTCDateTime)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    notes: Mapped[str] = mapped_column(Text, default="")  # newline-separated
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite files get WAL and their directory is created."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"database.url {url!r} is not a database URL") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"database driver for {parsed.drivername} is not installed "
+            "(for PostgreSQL: pip install 'ghostwatch[postgres]')"
+        ) from exc
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the latest Alembic revision."""
+    from alembic import command
+
+    try:
+        command.upgrade(_alembic_config(engine), "head")
+    except OperationalError as exc:
+        raise StoreError(f"database {engine.url!r}: {exc.orig}") from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def open_store(url: str, *, migrate: bool = True) -> sessionmaker[Any]:
+    """Engine + session factory, migrated to head unless ``migrate`` is False."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return sessionmaker(engine, expire_on_commit=False)
