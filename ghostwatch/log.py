@@ -27,6 +27,8 @@ def _redact(
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Route structlog to stderr; ``fmt`` is ``auto``, ``json`` or ``console``."""
+    # flufl.bounce logs every detector it runs at INFO; that is noise for us.
+    logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()

@@ -142,3 +142,13 @@ def test_freemail_neighbours_are_not_colleagues() -> None:
 def test_contact_elsewhere_before_our_message_does_not_count() -> None:
     threads = {"t1": [out("<1@x>", 5)], "t2": [inc("<9@x>", 3)]}
     assert judge_all(threads, ME, NOW)["t1"].awaiting
+
+
+def test_counterpart_answering_through_a_mailing_list_answers() -> None:
+    via_list = inc("<2@x>", 1, kind=Kind.BULK)
+    assert judge_thread([out("<1@x>", 0), via_list], ME, NOW).state is ThreadState.ANSWERED
+
+
+def test_unrelated_bulk_mail_in_the_thread_does_not_answer() -> None:
+    spam = inc("<2@x>", 1, frm="promo@shop.test", kind=Kind.BULK)
+    assert judge_thread([out("<1@x>", 0), spam], ME, NOW).awaiting
