@@ -43,7 +43,8 @@ def _unite_gmail_threads(rows: list[MessageRow], assigned: dict[int, str]) -> No
         for tid in tids[1:]:
             rename[tid] = tids[0]
     if rename:
-        for key, tid in assigned.items():
+        for key, original in assigned.items():
+            tid = original
             while tid in rename:
                 tid = rename[tid]
             assigned[key] = tid
@@ -83,7 +84,9 @@ def analyze_account(
         for tid, ids in changed.items():
             for i in range(0, len(ids), 500):
                 db.execute(
-                    update(MessageRow).where(MessageRow.id.in_(ids[i : i + 500])).values(thread_id=tid)
+                    update(MessageRow)
+                    .where(MessageRow.id.in_(ids[i : i + 500]))
+                    .values(thread_id=tid)
                 )
 
         threads: dict[str, list[Msg]] = defaultdict(list)

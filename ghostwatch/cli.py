@@ -119,12 +119,13 @@ def sync(obj: Context, account_name: str | None, quiet: bool) -> None:
     try:
         settings = obj.settings
         accounts = [settings.account(account_name)] if account_name else settings.accounts
-        if not accounts:
-            raise GhostwatchError("no [[accounts]] in the configuration; nothing to sync")
         sessions = obj.sessions()
     except GhostwatchError as exc:
         _fail(exc)
         return
+    if not accounts:
+        click.echo("error: no [[accounts]] in the configuration; nothing to sync", err=True)
+        sys.exit(EXIT_CONFIG)
     failed = 0
     for account in accounts:
         try:

@@ -85,7 +85,7 @@ class ServerSettings(_Strict):
         if self.security is Security.NONE and not is_loopback(self.host):
             raise ValueError(
                 f'security = "none" sends the password in clear text; it is only allowed '
-                f"for a loopback host, not {self.host!r}. Use \"tls\" or \"starttls\"."
+                f'for a loopback host, not {self.host!r}. Use "tls" or "starttls".'
             )
         return self
 

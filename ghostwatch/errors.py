@@ -15,15 +15,15 @@ class CredentialError(GhostwatchError):
     """A password could not be obtained (command failed, file missing, ...)."""
 
 
-class AuthenticationFailed(GhostwatchError):
+class AuthenticationError(GhostwatchError):
     """The server rejected the login. Retrying will not help."""
 
 
-class ServerUnreachable(GhostwatchError):
+class ServerUnreachableError(GhostwatchError):
     """The server could not be reached (network, DNS, refused, timeout)."""
 
 
-class TLSFailure(GhostwatchError):
+class TLSError(GhostwatchError):
     """The TLS handshake or certificate verification failed; never downgraded."""
 
 

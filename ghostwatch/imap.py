@@ -21,7 +21,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.response_parser import parse_fetch_response
 
 from ghostwatch.config import AccountSettings, ImapSettings, Security
-from ghostwatch.errors import AuthenticationFailed, ServerUnreachable, TLSFailure
+from ghostwatch.errors import AuthenticationError, ServerUnreachableError, TLSError
 
 log = structlog.get_logger("ghostwatch.imap")
 
@@ -74,9 +74,7 @@ class Fetched:
 
 def _tls_context(settings: ImapSettings) -> ssl.SSLContext:
     # Always verify: a bad certificate is an error, never a silent downgrade.
-    ctx = ssl.create_default_context(
-        cafile=str(settings.ca_file) if settings.ca_file else None
-    )
+    ctx = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
@@ -94,12 +92,12 @@ class ImapSession:
 
     # -- instrumentation ---------------------------------------------------
     def _instrument(self) -> None:
-        imap = self.client._imap  # noqa: SLF001 - imaplib object under imapclient
+        imap = self.client._imap
         # imapclient routes every protocol line through a debug logger; that costs
         # more CPU than the parsing on a big first sync, and we log our own events.
         imap.debug = 0
         stats = self.stats
-        orig_command = imap._command  # noqa: SLF001
+        orig_command = imap._command
         orig_send = imap.send
         orig_readline = imap.readline
         orig_read = imap.read
@@ -123,7 +121,7 @@ class ImapSession:
             stats.bytes_in += len(data)
             return data
 
-        imap._command = _command  # noqa: SLF001
+        imap._command = _command
         imap.send = send
         imap.readline = readline
         imap.read = read
@@ -184,12 +182,12 @@ class ImapSession:
     def _uid_fetch(self, uid_set: str, items: list[str]) -> dict[int, dict[bytes, Any]]:
         """``UID FETCH`` over a UID set string ("1:1000"); imapclient's ``fetch``
         only takes lists of UIDs, which would need a SEARCH first."""
-        imap = self.client._imap  # noqa: SLF001
-        tag = imap._command("UID", "FETCH", uid_set, "(" + " ".join(items) + ")")  # noqa: SLF001
-        typ, data = imap._command_complete("FETCH", tag)  # noqa: SLF001
+        imap = self.client._imap
+        tag = imap._command("UID", "FETCH", uid_set, "(" + " ".join(items) + ")")
+        typ, data = imap._command_complete("FETCH", tag)
         if typ != "OK":
             raise IMAPClientError(f"UID FETCH failed: {data!r}")
-        typ, data = imap._untagged_response(typ, data, "FETCH")  # noqa: SLF001
+        typ, data = imap._untagged_response(typ, data, "FETCH")
         parsed: dict[int, dict[bytes, Any]] = parse_fetch_response(data, False, True)
         return parsed
 
@@ -285,25 +283,24 @@ def connect(account: AccountSettings, password: str) -> ImapSession:
             client = imapclient.IMAPClient(cfg.host, port=port, ssl=False, timeout=cfg.timeout)
             if cfg.security is Security.STARTTLS:
                 if not client.has_capability("STARTTLS"):
-                    raise TLSFailure(
-                        f"{where}: server does not offer STARTTLS; refusing to log in "
-                        "in clear text"
+                    raise TLSError(
+                        f"{where}: server does not offer STARTTLS; refusing to log in in clear text"
                     )
                 client.starttls(_tls_context(cfg))
         client.normalise_times = False
     except ssl.SSLError as exc:
-        raise TLSFailure(f"{where}: TLS failed: {exc.reason or exc}") from exc
+        raise TLSError(f"{where}: TLS failed: {exc.reason or exc}") from exc
     except (socket.gaierror, ConnectionError, TimeoutError, OSError) as exc:
-        raise ServerUnreachable(f"{where}: cannot connect: {exc}") from exc
+        raise ServerUnreachableError(f"{where}: cannot connect: {exc}") from exc
     try:
         client.login(cfg.username, password)
     except LoginError as exc:
-        raise AuthenticationFailed(
+        raise AuthenticationError(
             f"{where}: login as {cfg.username!r} was refused (wrong password, or the "
             "provider needs an app password). Not retrying."
         ) from exc
     except (ConnectionError, TimeoutError, OSError) as exc:
-        raise ServerUnreachable(f"{where}: connection lost during login: {exc}") from exc
+        raise ServerUnreachableError(f"{where}: connection lost during login: {exc}") from exc
     return ImapSession(client, account.name)
 
 
@@ -320,7 +317,7 @@ def connect_with_retry(
     for attempt in range(1, attempts + 1):
         try:
             return connect(account, password)
-        except ServerUnreachable as exc:
+        except ServerUnreachableError as exc:
             if attempt == attempts:
                 raise
             log.warning(

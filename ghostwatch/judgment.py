@@ -131,11 +131,7 @@ def _list_answer(m: Msg, recipients: set[str]) -> bool:
     """A counterpart answering through a mailing list (a Google Group, say) carries
     List-Id and looks like bulk mail; in the thread, from them, it is an answer."""
     # Only the exact address we wrote to: a newsletter from their domain is not them.
-    return (
-        m.kind is Kind.BULK
-        and m.direction is Direction.INCOMING
-        and m.from_addr in recipients
-    )
+    return m.kind is Kind.BULK and m.direction is Direction.INCOMING and m.from_addr in recipients
 
 
 def judge_thread(messages: Sequence[Msg], identity: Identity, now: datetime) -> Verdict:
@@ -169,15 +165,15 @@ def judge_thread(messages: Sequence[Msg], identity: Identity, now: datetime) -> 
     last_out = outgoing[-1]
     after = [m for m in msgs if m.date >= last_out.date and m is not last_out]
     recipients = {a for a in (*last_out.to_addrs, *last_out.cc_addrs) if identity.is_external(a)}
-    answer = next(
-        (m for m in after if _answers(m, identity) or _list_answer(m, recipients)), None
-    )
+    answer = next((m for m in after if _answers(m, identity) or _list_answer(m, recipients)), None)
     if answer is not None:
         note = f"answered by {answer.from_addr} on {_fmt(answer.date)}"
         return Verdict(ThreadState.ANSWERED, notes=(note,), **base)  # type: ignore[arg-type]
 
     external = tuple(
-        dict.fromkeys(a for a in (*last_out.to_addrs, *last_out.cc_addrs) if identity.is_external(a))
+        dict.fromkeys(
+            a for a in (*last_out.to_addrs, *last_out.cc_addrs) if identity.is_external(a)
+        )
     )
     notes = []
     for m in after:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import email.utils
-
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
@@ -73,7 +72,7 @@ def decode_text(value: str | None) -> str:
     value = value[:_MAX_HEADER]
     try:
         text = str(make_header(decode_header(value)))
-    except Exception:  # noqa: BLE001 - email.header raises a zoo of errors on junk
+    except Exception:
         text = value
     # Raw 8-bit headers arrive as surrogate escapes under compat32.
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -85,10 +84,10 @@ def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     try:
         pairs = email.utils.getaddresses([v[:_MAX_HEADER] for v in values])
-    except Exception:  # noqa: BLE001 - malformed address lists must not stop a sync
+    except Exception:
         return out
-    for name, addr in pairs:
-        addr = addr.strip().lower()
+    for name, raw_addr in pairs:
+        addr = raw_addr.strip().lower()
         if "@" in addr and " " not in addr:
             out.append((decode_text(name), addr))
     return out
@@ -108,8 +107,6 @@ def parse_date(value: str | None, fallback: datetime) -> tuple[datetime, bool]:
         return parsed.astimezone(UTC), True
     except (OverflowError, ValueError):
         return fallback, False
-
-
 
 
 def _first_msgid(value: str | None) -> str | None:

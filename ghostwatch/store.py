@@ -199,9 +199,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -291,13 +291,13 @@ class Syncer:
         claimed: set[int] = set()
         for row in rows:
             uids = by_msgid.get(row.message_id or "", [])
-            uid = next((u for u in uids if u not in claimed), None)
-            if uid is None:
+            new_uid = next((u for u in uids if u not in claimed), None)
+            if new_uid is None:
                 db.execute(delete(MessageRow).where(MessageRow.id == row.id))
                 res.dropped += 1
             else:
-                claimed.add(uid)
-                db.execute(update(MessageRow).where(MessageRow.id == row.id).values(uid=uid))
+                claimed.add(new_uid)
+                db.execute(update(MessageRow).where(MessageRow.id == row.id).values(uid=new_uid))
                 res.remapped += 1
         # Fetch every server UID not claimed: resume from the lowest such UID and
         # skip already-claimed ones via the unique constraint check below.
@@ -308,9 +308,7 @@ class Syncer:
             self._fetch_uids(db, folder, unclaimed, res)
             folder.last_uid = max(server)
 
-    def _fetch_uids(
-        self, db: Session, folder: Folder, uids: list[int], res: FolderResult
-    ) -> None:
+    def _fetch_uids(self, db: Session, folder: Folder, uids: list[int], res: FolderResult) -> None:
         chunk = self.account.imap.fetch_chunk
         for i in range(0, len(uids), chunk):
             part = uids[i : i + chunk]

@@ -1,0 +1,484 @@
+"""Group messages into conversations (JWZ threading, https://www.jwz.org/doc/threading.html).
+
+Pure: no I/O, no clock. Input is the store's view of each message, output maps store keys to
+stable thread ids. The algorithm follows JWZ with these deliberate adaptations:
+
+* Membership is the *connected component* of the reference graph: every Message-ID,
+  In-Reply-To and References id a message mentions joins that message's thread, even when the
+  JWZ tree rejects the link (a container already has a parent, or the link would close a loop).
+  A reply therefore never drifts away from the message it cites, whatever the header quality.
+* The JWZ tree (first parent wins, loop links dropped) is still built, only to pick the root
+  whose Message-ID names the thread. The root may be a phantom: the first References id is
+  usually the thread's origin even when that message is not (yet) in the store, so thread ids
+  do not change when older mail is synced later.
+* Messages sharing a Message-ID (INBOX and Sent copies, Gmail "All Mail" duplicates, broken
+  generators) share one container and hence one thread.
+* Subject fallback (JWZ step 5) is narrow, see `thread_messages`.
+
+Everything is iterative (union-find with path halving), so 10,000-deep chains and reference
+loops cost linear time and no stack.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import chain
+from operator import attrgetter
+
+__all__ = ["ThreadInput", "normalize_subject", "parse_msgid_list", "thread_messages"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInput:
+    """What threading needs to know about one stored message."""
+
+    key: int  # the store's row id of the message
+    message_id: str | None  # normalized "<...>" form or None when missing
+    in_reply_to: str | None
+    references: tuple[str, ...]  # in header order, oldest first
+    subject: str  # decoded subject
+    date: datetime  # tz-aware
+    participants: frozenset[str]  # lowercased From/To/Cc addresses, owner's own excluded
+
+
+# --- Subjects -----------------------------------------------------------------------------
+
+# Reply/forward markers seen in the wild: English, Italian (R, RIF, I = "Inoltrato"), German
+# (AW, WG), Scandinavian (SV, VS, VB, VL), French (TR), Dutch (Antw, Doorst), Polish (Odp),
+# Spanish (RV), Portuguese (RES, ENC), Turkish (YNT), Chinese. Longer alternatives first so
+# "Fwd" is not read as "Fw" + "d".
+_REPLY_TOKENS = (
+    "antw|doorst|fwd|odp|res|rif|enc|ynt|aw|wg|sv|vs|vb|vl|fw|tr|rv|re|回复|回覆|答复|转发|轉寄"
+)
+_COLON = "[:\uff1a]"  # ASCII colon or the full-width one CJK mail clients emit
+_PREFIX_RE = re.compile(
+    rf"""
+    \s*
+    (?:
+        (?P<tag>\[[^\[\]]*\])\s*(?=\S)           # [EXT], [ticket #123] ... only if text follows
+      | (?P<reply>
+            (?:{_REPLY_TOKENS})
+            (?:\s*\[\d+\]|\s*\(\d+\))?            # Re[2]:, Re(2):
+            [ \t]*{_COLON}
+          | [ri][ \t]*{_COLON}(?=\s)              # Italian "R: " / "I: " only as a whole token
+        )
+    )
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+# Subjects too common to identify a conversation on their own; compared after normalization
+# and after trimming surrounding punctuation. Anything shorter than 4 characters is generic too.
+_GENERIC_SUBJECTS = frozenset(
+    {
+        "hello",
+        "ciao",
+        "salve",
+        "buongiorno",
+        "question",
+        "quick question",
+        "domanda",
+        "info",
+        "information",
+        "informazioni",
+        "invoice",
+        "fattura",
+        "update",
+        "follow up",
+        "follow-up",
+        "followup",
+        "meeting",
+        "call",
+        "test",
+        "thanks",
+        "thank you",
+        "grazie",
+        "urgent",
+        "urgente",
+        "request",
+        "richiesta",
+        "no subject",  # "(no subject)" once punctuation is trimmed
+        "nessun oggetto",
+    }
+)
+_MIN_SUBJECT_LEN = 4
+_PUNCT = " \t.,;:!?-_*\"'()"
+
+
+def _strip_subject(subject: str) -> tuple[str, bool]:
+    """Return (normalized subject, whether a reply/forward prefix was removed)."""
+    pos = 0
+    had_reply = False
+    while (m := _PREFIX_RE.match(subject, pos)) is not None and m.end() > pos:
+        if m.group("reply") is not None:
+            had_reply = True
+        pos = m.end()
+    return " ".join(subject[pos:].split()).casefold(), had_reply
+
+
+def normalize_subject(subject: str) -> str:
+    """Subject with leading reply/forward prefixes and bracket tags removed, for comparison.
+
+    Strips any interleaving of markers such as "Re:", "RE[2]:", "Re(3):", "AW:", "WG:",
+    "Fwd:", "Fw:", "R:", "RIF:", "I:", "TR:", "Antw:", "Odp:" (ASCII or full-width colon)
+    and tags like "[EXT]" or "[ticket #123]"; then collapses whitespace and casefolds.
+    "R:" and "I:" count only when followed by whitespace; a tag that is the whole subject is
+    kept. "Invoice: March" stays "invoice: march".
+    """
+    return _strip_subject(subject)[0]
+
+
+def _is_generic(normalized: str) -> bool:
+    core = normalized.strip(_PUNCT)
+    return len(core) < _MIN_SUBJECT_LEN or core in _GENERIC_SUBJECTS
+
+
+# --- Message-ID lists ---------------------------------------------------------------------
+
+_BRACKETED_RE = re.compile(r"<([^<>]*)>")
+_COMMENT_RE = re.compile(r"\([^()]*\)")
+_SEPARATORS_RE = re.compile(r"[\s,;]+")
+_BARE_ID_RE = re.compile(r"[^\s@<>()\"']+@[^\s@<>()\"']+")
+
+
+def parse_msgid_list(value: str | None) -> tuple[str, ...]:
+    """Extract message ids from a References or In-Reply-To value, oldest first, deduplicated.
+
+    Tolerates folding, commas, comments and junk text (RFC 5322 §3.6.4 msg-id lists as
+    written by real clients). Each id is returned as "<...>" with all whitespace removed
+    (folding inside an id is a known client bug) and is otherwise kept byte-for-byte: ids are
+    compared exactly, case included, because RFC 5322 treats them as opaque and clients echo
+    them verbatim; lowercasing the domain would merge nothing real and risks false joins.
+
+    A bare token without angle brackets is accepted (and wrapped) only when the value holds no
+    bracketed id at all and the token looks like "left@right" without quotes, so the
+    RFC 822-era 'joe@example.com's message of ...' prose is not mistaken for an id.
+    """
+    if not value:
+        return ()
+    found: list[str] = []
+    for inner in _BRACKETED_RE.findall(value):
+        ident = "".join(inner.split())
+        if ident:
+            found.append(f"<{ident}>")
+    if not found:
+        rest = _COMMENT_RE.sub(" ", value)
+        for token in _SEPARATORS_RE.split(rest):
+            if _BARE_ID_RE.fullmatch(token):
+                found.append(f"<{token}>")
+    return tuple(dict.fromkeys(found))
+
+
+# --- Threading ----------------------------------------------------------------------------
+
+
+def _find(parent: list[int], x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving keeps later finds near O(1)
+        x = parent[x]
+    return x
+
+
+def _union(parent: list[int], size: list[int], a: int, b: int) -> None:
+    ra, rb = _find(parent, a), _find(parent, b)
+    if ra == rb:
+        return
+    if size[ra] < size[rb]:
+        ra, rb = rb, ra
+    parent[rb] = ra
+    size[ra] += size[rb]
+
+
+def _thread_id(root_id: str) -> str:
+    digest = hashlib.sha1(root_id.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return "t" + digest.hexdigest()[:12]
+
+
+def _synthetic_id(key: int) -> str:
+    return f"<no-id-{key}@ghostwatch.invalid>"
+
+
+def _full_key(m: ThreadInput) -> tuple[object, ...]:
+    return (
+        m.date,
+        m.key,
+        m.message_id or "",
+        m.in_reply_to or "",
+        m.references,
+        m.subject,
+        tuple(sorted(m.participants)),
+    )
+
+
+_BY_DATE_AND_KEY = attrgetter("date", "key")
+
+
+def _ordered(messages: Iterable[ThreadInput]) -> list[ThreadInput]:
+    """Inputs oldest first; the fixed order is what makes the result input-order independent."""
+    items = list(messages)
+    for m in items:
+        if m.date.utcoffset() is None:
+            raise ValueError(f"message key={m.key}: date must be timezone-aware")
+    pass
+    if len({m.key for m in items}) < len(items):
+        # Keys are row ids and should be unique; if not, order ties on every field.
+        items.sort(key=_full_key)
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class _Component:
+    """One reference-connected group of messages, before the subject fallback."""
+
+    items: tuple[int, ...]  # indices into the date-sorted inputs, ascending
+    thread_id: str  # named after the JWZ root container's Message-ID
+    date: datetime  # the root message's date, else the earliest message's
+    subject: str  # normalized subject of the root message, else of the earliest one
+    had_reply_prefix: bool  # that subject started with Re:/Fwd:/AW:/R:/...
+    orphan: bool  # root is a real message with no In-Reply-To/References links
+    participants: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Graph:
+    """Containers (one per distinct id) with the JWZ tree and the reference components."""
+
+    names: list[str]  # container -> Message-ID (real or phantom)
+    own: list[int]  # item -> its container
+    linked: list[bool]  # item -> has an effective In-Reply-To/References link
+    tree: list[int]  # union-find over accepted parent links (the JWZ tree)
+    comp: list[int]  # union-find over every link (thread membership)
+    has_parent: list[bool]
+
+
+def _build_graph(items: list[ThreadInput]) -> _Graph:
+    """JWZ step 1 for every input, oldest first."""
+    index: dict[str, int] = {}
+    intern = index.setdefault
+    own: list[int] = []
+    linked: list[bool] = []
+    pairs: list[tuple[int, int]] = []  # (parent, child) in processing order
+    for m in items:
+        ident = m.message_id.strip() if m.message_id else ""
+        if not ident:
+            ident = _synthetic_id(m.key)
+        c = intern(ident, len(index))
+        own.append(c)
+        parents = [r for r in m.references if r and r != ident]
+        irt = m.in_reply_to
+        if irt and irt != ident and (not parents or parents[-1] != irt):
+            parents.append(irt)
+        linked.append(bool(parents))
+        prev = -1
+        for ref in parents:
+            rc = intern(ref, len(index))
+            if prev >= 0 and prev != rc:
+                pairs.append((prev, rc))
+            prev = rc
+        if prev >= 0:
+            pairs.append((prev, c))
+
+    n = len(index)
+    tree = list(range(n))
+    tree_size = [1] * n
+    comp = list(range(n))
+    comp_size = [1] * n
+    has_parent = [False] * n
+    for parent, child in pairs:
+        rp, rc = _find(comp, parent), _find(comp, child)
+        if rp != rc:
+            if comp_size[rp] < comp_size[rc]:
+                rp, rc = rc, rp
+            comp[rc] = rp
+            comp_size[rp] += comp_size[rc]
+        if has_parent[child]:
+            continue  # first parent wins; inputs come oldest first
+        # `child` has no parent, so it is the root of its tree: the link closes a loop exactly
+        # when `parent` already sits in that tree (JWZ "don't create a loop" check).
+        tp, tc = _find(tree, parent), _find(tree, child)
+        if tp == tc:
+            continue
+        has_parent[child] = True
+        if tree_size[tp] < tree_size[tc]:
+            tp, tc = tc, tp
+        tree[tc] = tp
+        tree_size[tp] += tree_size[tc]
+    return _Graph(list(index), own, linked, tree, comp, has_parent)
+
+
+def thread_messages(
+    messages: Iterable[ThreadInput], *, subject_window: timedelta = timedelta(days=90)
+) -> dict[int, str]:
+    """Map each message key to a thread id ("t" + 12 hex digits of sha1(root Message-ID)).
+
+    Linking: a message's parent chain is its References (oldest first) followed by its
+    In-Reply-To when References is empty or does not already end with it; consecutive ids
+    are parent and child (JWZ step 1). A message without Message-ID gets
+    "<no-id-{key}@ghostwatch.invalid>". The result does not depend on input order.
+
+    Subject fallback (JWZ step 5, narrowed): a thread whose root is a real message with no
+    In-Reply-To and no References ("orphan", e.g. an Outlook reply that dropped the headers)
+    joins another thread T only if all of these hold:
+
+    * both normalized subjects are equal (T's is that of its root message, or of its
+      earliest message when the root is a phantom), non-empty, at least 4 characters and
+      not generic ("hello", "invoice", "question", ...);
+    * the orphan's original subject carried a reply/forward prefix, or T's root did, so two
+      plain "Project proposal" first messages never merge;
+    * the two threads share at least one participant;
+    * the orphan's root date is within `subject_window` of some message of T.
+
+    Among several such T the orphan picks the one with the latest message at or before its own
+    date, else the one with the earliest message after it. A merged group takes the thread id
+    of its earliest-dated root.
+
+    Raises ValueError when a date is naive.
+    """
+    items = _ordered(messages)
+    components = _components(items, _build_graph(items))
+    result: dict[int, str] = {}
+    for group in _subject_groups(items, components, subject_window):
+        lead = min(group, key=lambda comp: (comp.date, comp.thread_id))
+        for comp in group:
+            for i in comp.items:
+                result[items[i].key] = lead.thread_id
+    return result
+
+
+def _components(items: list[ThreadInput], graph: _Graph) -> list[_Component]:
+    """Split the inputs into reference-connected components and describe each one."""
+    tree, comp, n = graph.tree, graph.comp, len(graph.names)
+    members: dict[int, list[int]] = {}  # component rep -> items, ascending
+    first_item = [-1] * n  # container -> earliest item holding that Message-ID
+    any_linked = [False] * n  # container -> some copy has In-Reply-To/References links
+    tree_first = [-1] * n  # tree rep -> earliest item in that tree
+    for i, c in enumerate(graph.own):
+        if first_item[c] < 0:
+            first_item[c] = i
+        if graph.linked[i]:
+            any_linked[c] = True
+        members.setdefault(_find(comp, c), []).append(i)
+        t = _find(tree, c)
+        if tree_first[t] < 0:
+            tree_first[t] = i
+
+    # A component spans several JWZ trees when links were refused; the thread is named by the
+    # root of the tree holding the earliest message (then the smallest id, for determinism).
+    best: dict[int, tuple[int, str, int]] = {}
+    never = len(items)
+    names = graph.names
+    for c in [c for c, has in enumerate(graph.has_parent) if not has]:
+        first = tree_first[_find(tree, c)]
+        rank = (first if first >= 0 else never, names[c], c)
+        rep = _find(comp, c)
+        held = best.get(rep)
+        if held is None or rank < held:
+            best[rep] = rank
+
+    components: list[_Component] = []
+    for rep, group in members.items():
+        root = best[rep][2]
+        real_root = first_item[root] >= 0
+        head = items[first_item[root] if real_root else group[0]]
+        subject, had_reply_prefix = _strip_subject(head.subject)
+        components.append(
+            _Component(
+                items=tuple(group),
+                thread_id=_thread_id(graph.names[root]),
+                date=head.date,
+                subject=subject,
+                had_reply_prefix=had_reply_prefix,
+                orphan=real_root and not any_linked[root],
+                participants=frozenset(chain.from_iterable(items[i].participants for i in group)),
+            )
+        )
+    return components
+
+
+def _subject_groups(
+    items: list[ThreadInput], components: list[_Component], window: timedelta
+) -> list[list[_Component]]:
+    """Apply the subject fallback; return groups of components that form one thread each."""
+    n = len(components)
+    parent = list(range(n))
+    size = [1] * n
+
+    buckets: dict[str, list[int]] = {}
+    for ci, comp in enumerate(components):
+        if comp.subject and not _is_generic(comp.subject):
+            buckets.setdefault(comp.subject, []).append(ci)
+
+    for members in buckets.values():
+        if len(members) < 2 or not any(components[ci].orphan for ci in members):
+            continue
+        # Every message of the bucket's threads, by date: an orphan scans outwards from its
+        # own date and stops at the first eligible thread. An orphan without a reply prefix
+        # only scans threads whose root had one, so a flood of identical plain subjects
+        # (alerts, receipts) costs a bisection each instead of a scan of the whole window.
+        everything = _Timeline.of(
+            (items[i].date, components[ci].thread_id, ci)
+            for ci in members
+            for i in components[ci].items
+        )
+        prefixed = _Timeline.of(e for e in everything.entries if components[e[2]].had_reply_prefix)
+        for ci in members:
+            orphan = components[ci]
+            if not orphan.orphan or not orphan.participants:
+                continue
+            timeline = everything if orphan.had_reply_prefix else prefixed
+            target = _pick_target(ci, components, timeline, window)
+            if target is not None:
+                _union(parent, size, ci, target)
+
+    grouped: dict[int, list[_Component]] = {}
+    for ci, comp in enumerate(components):
+        grouped.setdefault(_find(parent, ci), []).append(comp)
+    return list(grouped.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """Messages of one subject bucket in date order, for nearest-message lookups."""
+
+    entries: list[tuple[datetime, str, int]]  # (message date, thread id, component), sorted
+    dates: list[datetime]
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[datetime, str, int]]) -> _Timeline:
+        ordered = sorted(entries)
+        return cls(ordered, [e[0] for e in ordered])
+
+
+def _pick_target(
+    ci: int, components: list[_Component], timeline: _Timeline, window: timedelta
+) -> int | None:
+    """Component orphan `ci` joins: latest eligible message at or before it, else first after."""
+    orphan = components[ci]
+    when = orphan.date
+    entries, dates = timeline.entries, timeline.dates
+
+    def eligible(tj: int) -> bool:
+        other = components[tj]
+        return (
+            tj != ci
+            and (orphan.had_reply_prefix or other.had_reply_prefix)
+            and not orphan.participants.isdisjoint(other.participants)
+        )
+
+    pos = bisect.bisect_right(dates, when)
+    for k in range(pos - 1, -1, -1):  # latest message at or before the orphan's date
+        if when - dates[k] > window:
+            break
+        if eligible(entries[k][2]):
+            return entries[k][2]
+    for k in range(pos, len(entries)):  # else the earliest one after it
+        if dates[k] - when > window:
+            break
+        if eligible(entries[k][2]):
+            return entries[k][2]
+    return None
