@@ -58,7 +58,7 @@ class SyncResult:
         return any(f.new or f.uidvalidity_changed for f in self.folders)
 
 
-def _row_from(
+def row_from(
     fetched: Fetched, account: AccountSettings, folder_id: int
 ) -> tuple[MessageRow, list[str]]:
     meta = parse_headers(
@@ -91,6 +91,24 @@ def _row_from(
         gm_thrid=fetched.gm_thrid,
     )
     return row, list(meta.problems)
+
+
+def apply_bounce(row: MessageRow, raw: bytes) -> None:
+    """Record which addresses a bounce reports as failed, and for which message."""
+    report = parse_bounce(raw)
+    if report is None:
+        return
+    row.bounced_addrs = " ".join(sorted(report.permanent | report.temporary))
+    row.bounced_message_id = report.original_message_id
+    # The bounced message is what this bounce is about: thread it there.
+    if report.original_message_id and not row.in_reply_to:
+        row.in_reply_to = report.original_message_id
+
+
+def apply_auto_reply(row: MessageRow, text: bytes | None) -> None:
+    """Keep the start of an auto-reply's text: it may say until when they are away."""
+    if text is not None:
+        row.auto_reply_text = text[:AUTO_REPLY_FETCH_LIMIT].decode("utf-8", "replace")
 
 
 class Syncer:
@@ -202,7 +220,7 @@ class Syncer:
             )
             rows: list[MessageRow] = []
             for item in fetched:
-                row, problems = _row_from(item, self.account, folder.id)
+                row, problems = row_from(item, self.account, folder.id)
                 if problems:
                     res.malformed += 1
                     self.log.info(
@@ -257,19 +275,11 @@ class Syncer:
         if bounces:
             bodies = self.imap.fetch_partial([r.uid for r in bounces], "", BOUNCE_FETCH_LIMIT)
             for r in bounces:
-                report = parse_bounce(bodies.get(r.uid, b""))
-                if report is not None:
-                    r.bounced_addrs = " ".join(sorted(report.permanent | report.temporary))
-                    r.bounced_message_id = report.original_message_id
-                    # The bounced message is what this bounce is about: thread it there.
-                    if report.original_message_id and not r.in_reply_to:
-                        r.in_reply_to = report.original_message_id
+                apply_bounce(r, bodies.get(r.uid, b""))
         if autos:
             texts = self.imap.fetch_partial([r.uid for r in autos], "TEXT", AUTO_REPLY_FETCH_LIMIT)
             for r in autos:
-                raw = texts.get(r.uid)
-                if raw is not None:
-                    r.auto_reply_text = raw.decode("utf-8", "replace")
+                apply_auto_reply(r, texts.get(r.uid))
 
     def _remap(self, db: Session, folder: Folder, opened: FolderStatus, res: FolderResult) -> None:
         """UIDVALIDITY changed: every stored UID of this folder is void. Re-map rows
@@ -314,7 +324,7 @@ class Syncer:
             part = uids[i : i + chunk]
             wanted = set(part)
             rows = [
-                _row_from(item, self.account, folder.id)[0]
+                row_from(item, self.account, folder.id)[0]
                 for item in self.imap.fetch_headers(part[0], part[-1], FETCH_HEADERS)
                 if item.uid in wanted
             ]

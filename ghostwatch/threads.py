@@ -7,10 +7,13 @@ stable thread ids. The algorithm follows JWZ with these deliberate adaptations:
   In-Reply-To and References id a message mentions joins that message's thread, even when the
   JWZ tree rejects the link (a container already has a parent, or the link would close a loop).
   A reply therefore never drifts away from the message it cites, whatever the header quality.
-* The JWZ tree (first parent wins, loop links dropped) is still built, only to pick the root
-  whose Message-ID names the thread. The root may be a phantom: the first References id is
-  usually the thread's origin even when that message is not (yet) in the store, so thread ids
-  do not change when older mail is synced later.
+* The JWZ tree is still built, only to pick the root whose Message-ID names the thread.
+  Messages are processed oldest first and the first parent a container gets is kept (JWZ
+  lets a message's own References override it; processing in date order gives nearly the
+  same tree, makes the result independent of input order, and lets the loop check be a
+  union-find lookup instead of a walk up the tree). The root may be a phantom: the first
+  References id is usually the thread's origin even when that message is not (yet) in the
+  store, so thread ids do not change when older mail is synced later.
 * Messages sharing a Message-ID (INBOX and Sent copies, Gmail "All Mail" duplicates, broken
   generators) share one container and hence one thread.
 * Subject fallback (JWZ step 5) is narrow, see `thread_messages`.
@@ -50,8 +53,7 @@ class ThreadInput:
 
 # Reply/forward markers seen in the wild: English, Italian (R, RIF, I = "Inoltrato"), German
 # (AW, WG), Scandinavian (SV, VS, VB, VL), French (TR), Dutch (Antw, Doorst), Polish (Odp),
-# Spanish (RV), Portuguese (RES, ENC), Turkish (YNT), Chinese. Longer alternatives first so
-# "Fwd" is not read as "Fw" + "d".
+# Spanish (RV), Portuguese (RES, ENC), Turkish (YNT), Chinese.
 _REPLY_TOKENS = (
     "antw|doorst|fwd|odp|res|rif|enc|ynt|aw|wg|sv|vs|vb|vl|fw|tr|rv|re|回复|回覆|答复|转发|轉寄"
 )
@@ -224,7 +226,7 @@ def _ordered(messages: Iterable[ThreadInput]) -> list[ThreadInput]:
     for m in items:
         if m.date.utcoffset() is None:
             raise ValueError(f"message key={m.key}: date must be timezone-aware")
-    pass
+    items.sort(key=_BY_DATE_AND_KEY)
     if len({m.key for m in items}) < len(items):
         # Keys are row ids and should be unique; if not, order ties on every field.
         items.sort(key=_full_key)
@@ -430,6 +432,7 @@ def _subject_groups(
             orphan = components[ci]
             if not orphan.orphan or not orphan.participants:
                 continue
+            # This choice is the "orphan or target root has a reply prefix" rule.
             timeline = everything if orphan.had_reply_prefix else prefixed
             target = _pick_target(ci, components, timeline, window)
             if target is not None:
@@ -464,11 +467,7 @@ def _pick_target(
 
     def eligible(tj: int) -> bool:
         other = components[tj]
-        return (
-            tj != ci
-            and (orphan.had_reply_prefix or other.had_reply_prefix)
-            and not orphan.participants.isdisjoint(other.participants)
-        )
+        return tj != ci and not orphan.participants.isdisjoint(other.participants)
 
     pos = bisect.bisect_right(dates, when)
     for k in range(pos - 1, -1, -1):  # latest message at or before the orphan's date

@@ -41,7 +41,7 @@ def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def test_the_documented_example_keys_load(tmp_path: Path) -> None:
-    settings, path = load_config(write(tmp_path, GOOD))
+    settings, _path = load_config(write(tmp_path, GOOD))
     account = settings.account("work")
     assert account.address == "alice@example.com"
     assert account.own_addresses() == {"alice@example.com", "alice@old-domain.com"}
@@ -78,10 +78,19 @@ def test_missing_file_says_where_it_looked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('security = "tls"\nusername', 'security = "tls-ish"\nusername'), r"accounts\[0\]\.imap\.security"),
-        (('password_command = "echo s3cret"\n[accounts.smtp]', '[accounts.smtp]'), r"accounts\[0\]\.imap: .*exactly one"),
-        (('address = "Alice@Example.com"', 'address = "not-an-address"'), r"accounts\[0\]\.address"),
-        (('port = 993', 'port = 99999'), r"accounts\[0\]\.imap\.port"),
+        (
+            ('security = "tls"\nusername', 'security = "tls-ish"\nusername'),
+            r"accounts\[0\]\.imap\.security",
+        ),
+        (
+            ('password_command = "echo s3cret"\n[accounts.smtp]', "[accounts.smtp]"),
+            r"accounts\[0\]\.imap: .*exactly one",
+        ),
+        (
+            ('address = "Alice@Example.com"', 'address = "not-an-address"'),
+            r"accounts\[0\]\.address",
+        ),
+        (("port = 993", "port = 99999"), r"accounts\[0\]\.imap\.port"),
         (('name = "work"', 'name = "work"\ncolour = "blue"'), r"accounts\[0\]\.colour"),
     ],
     ids=["bad-enum", "no-password-source", "bad-address", "port-out-of-range", "unknown-key"],

@@ -55,7 +55,10 @@ def test_unanswered_outgoing_awaits_since_its_date() -> None:
         (inc("<2@x>", 1, frm="bob.private@client.test"), ThreadState.ANSWERED),
         (inc("<2@x>", 1, frm="carol@client.test"), ThreadState.ANSWERED),
         (inc("<2@x>", 1, kind=Kind.AUTO_REPLY), ThreadState.AWAITING_REPLY),
-        (inc("<2@x>", 1, frm="mailer-daemon@mx.test", kind=Kind.BOUNCE), ThreadState.AWAITING_REPLY),
+        (
+            inc("<2@x>", 1, frm="mailer-daemon@mx.test", kind=Kind.BOUNCE),
+            ThreadState.AWAITING_REPLY,
+        ),
         (inc("<2@x>", 1, frm="news@client.test", kind=Kind.BULK), ThreadState.AWAITING_REPLY),
         (inc("<2@x>", 1, frm="dave@example.test"), ThreadState.AWAITING_REPLY),
     ],
