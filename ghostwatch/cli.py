@@ -178,6 +178,55 @@ class _progress:  # noqa: N801 - used as a context manager, reads like one
             self._bar.__exit__(*exc)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of threads.")
+@click.pass_obj
+def demo(obj: Context, as_json: bool) -> None:
+    """Judge a shipped sample mailbox; needs no account, no config, no network.
+
+    The sample is the mailbox of Alice Rossi, a freelance web designer, from
+    October to November 2026; the demo looks at it as of 27 Nov 2026 09:00 in
+    Milan (or --now). Nothing is sent.
+    """
+    from ghostwatch.demo import DEMO_NOW, run_demo
+
+    now = obj.clock.now() if isinstance(obj.clock, FixedClock) else DEMO_NOW
+    rows = run_demo(now)
+    items = [_thread_item(r, now) for r in rows]
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    local = now.astimezone(DEMO_NOW.tzinfo)
+    click.echo(
+        "ghostwatch demo: the mailbox of Alice Rossi <alice@rossi-studio.example>, "
+        f"as of {local:%a %d %b %Y %H:%M} (Europe/Rome)\n"
+    )
+    awaiting = [i for i in items if i["state"] == "awaiting_reply"]
+    click.echo(f"{len(awaiting)} of {len(items)} threads await a reply:")
+    _print_status(awaiting)
+    click.echo("\nNot chased, and why:")
+    for it in items:
+        if it["state"] == "awaiting_reply":
+            continue
+        why = it["notes"][-1] if it["notes"] else it["state"].replace("_", " ")
+        click.echo(f"  {it['subject'][:58]:<58}  {why}")
+
+
+def _thread_item(r: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "thread_id": r.thread_id,
+        "account": r.account,
+        "state": r.state,
+        "counterpart": r.counterpart,
+        "subject": r.subject,
+        "awaiting_since": r.awaiting_since.isoformat() if r.awaiting_since else None,
+        "days_silent": _days(r.awaiting_since, now) if r.awaiting_since else None,
+        "last_outgoing_message_id": r.last_outgoing_message_id,
+        "messages": r.message_count,
+        "notes": r.notes.split("\n") if r.notes else [],
+    }
+
+
 def _days(since: datetime, now: datetime) -> int:
     return max((now - since).days, 0)
 
@@ -210,21 +259,7 @@ def status(obj: Context, as_json: bool, account_name: str | None, show_all: bool
             query = query.where(ThreadRow.account == account_name)
         rows = list(db.scalars(query))
     rows.sort(key=lambda r: (r.awaiting_since or r.last_activity, r.thread_id))
-    items = [
-        {
-            "thread_id": r.thread_id,
-            "account": r.account,
-            "state": r.state,
-            "counterpart": r.counterpart,
-            "subject": r.subject,
-            "awaiting_since": r.awaiting_since.isoformat() if r.awaiting_since else None,
-            "days_silent": _days(r.awaiting_since, now) if r.awaiting_since else None,
-            "last_outgoing_message_id": r.last_outgoing_message_id,
-            "messages": r.message_count,
-            "notes": r.notes.split("\n") if r.notes else [],
-        }
-        for r in rows
-    ]
+    items = [_thread_item(r, now) for r in rows]
     if as_json:
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return
