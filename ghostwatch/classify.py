@@ -144,6 +144,16 @@ def _decode_words(text: str) -> str:
         return text
 
 
+def raw_header_text(value: object) -> str:
+    """A header value as text (RFC 2047 words left encoded); never raises."""
+    return _raw_text(value)
+
+
+def header_text(value: object) -> str:
+    """A header value decoded for display (RFC 2047 words decoded); never raises."""
+    return _decode_words(_raw_text(value)) if value is not None else ""
+
+
 def _normal(text: str) -> str:
     """Case- and form-insensitive text for matching (NFC, casefolded, spaces collapsed)."""
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())

@@ -9,7 +9,7 @@ an answer; an auto-reply, a bounce or a newsletter does not.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -198,22 +198,14 @@ def judge_thread(messages: Sequence[Msg], identity: Identity, now: datetime) -> 
 def latest_human_contact(
     threads: Mapping[str, Sequence[Msg]], identity: Identity
 ) -> dict[str, tuple[datetime, str]]:
-    """Latest human incoming message per sender address and per organisation domain.
-
-    Keys are addresses and ``@domain`` entries; values are (date, thread id).
-    """
+    """Latest human incoming message per sender address: (date, thread id)."""
     latest: dict[str, tuple[datetime, str]] = {}
     for thread_id, msgs in threads.items():
         for m in msgs:
-            if not _answers(m, identity):
-                continue
-            keys = [m.from_addr]
-            org = org_domain(m.from_addr)
-            if org:
-                keys.append("@" + org)
-            for key in keys:
-                if key not in latest or latest[key][0] < m.date:
-                    latest[key] = (m.date, thread_id)
+            if _answers(m, identity) and (
+                m.from_addr not in latest or latest[m.from_addr][0] < m.date
+            ):
+                latest[m.from_addr] = (m.date, thread_id)
     return latest
 
 
@@ -224,42 +216,34 @@ def judge_all(
 
     Being quiet in one thread while writing in another is not ghosting: the safe
     reading is that they are in touch, so the thread is not chased and says why.
+    Only the very address we wrote to counts here: a colleague of theirs writing
+    about another project answers nothing of ours.
     """
     visible = {tid: [m for m in msgs if m.date <= now] for tid, msgs in threads.items()}
     latest = latest_human_contact(visible, identity)
     out: dict[str, Verdict] = {}
     for thread_id, msgs in threads.items():
         verdict = judge_thread(msgs, identity, now)
-        if verdict.awaiting and verdict.awaiting_since is not None:
-            for addr in verdict.counterparts:
-                keys = [addr]
-                org = org_domain(addr)
-                if org:
-                    keys.append("@" + org)
-                hit = next(
-                    (
-                        (key, latest[key])
-                        for key in keys
-                        if key in latest
-                        and latest[key][1] != thread_id
-                        and latest[key][0] > verdict.awaiting_since
+        since = verdict.awaiting_since
+        if verdict.awaiting and since is not None:
+            hit = next(
+                (
+                    (addr, latest[addr])
+                    for addr in verdict.counterparts
+                    if addr in latest and latest[addr][1] != thread_id and latest[addr][0] > since
+                ),
+                None,
+            )
+            if hit is not None:
+                addr, (when, other) = hit
+                verdict = replace(
+                    verdict,
+                    state=ThreadState.ANSWERED_ELSEWHERE,
+                    awaiting_since=None,
+                    notes=(
+                        *verdict.notes,
+                        f"{addr} wrote on {_fmt(when)} in another thread ({other})",
                     ),
-                    None,
                 )
-                if hit is not None:
-                    key, (when, other) = hit
-                    who = addr if key == addr else f"someone at {key[1:]}"
-                    note = f"{who} wrote on {_fmt(when)} in another thread ({other})"
-                    verdict = Verdict(
-                        ThreadState.ANSWERED_ELSEWHERE,
-                        subject=verdict.subject,
-                        last_activity=verdict.last_activity,
-                        message_count=verdict.message_count,
-                        counterpart=verdict.counterpart,
-                        counterparts=verdict.counterparts,
-                        last_outgoing_message_id=verdict.last_outgoing_message_id,
-                        notes=(*verdict.notes, note),
-                    )
-                    break
         out[thread_id] = verdict
     return out

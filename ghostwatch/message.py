@@ -12,12 +12,12 @@ import email.policy
 import email.utils
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
+from email.header import Header
 from email.message import Message
 from enum import StrEnum
 
 from ghostwatch.classify import HEADER_FIELDS as CLASSIFY_FIELDS
-from ghostwatch.classify import Kind, classify
+from ghostwatch.classify import Kind, classify, header_text, raw_header_text
 from ghostwatch.threads import parse_msgid_list
 
 _BASE_FIELDS = (
@@ -65,18 +65,9 @@ class MessageMeta:
     problems: tuple[str, ...] = field(default=())
 
 
-def decode_text(value: str | None) -> str:
+def decode_text(value: object) -> str:
     """Decode RFC 2047 words; tolerate any garbage (bad charsets, raw 8-bit)."""
-    if not value:
-        return ""
-    value = value[:_MAX_HEADER]
-    try:
-        text = str(make_header(decode_header(value)))
-    except Exception:
-        text = value
-    # Raw 8-bit headers arrive as surrogate escapes under compat32.
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return " ".join(text.split())
+    return " ".join(header_text(value).split())
 
 
 def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
@@ -115,7 +106,20 @@ def _first_msgid(value: str | None) -> str | None:
 
 
 def _all(msg: Message, name: str) -> list[str]:
-    return [str(v) for v in (msg.get_all(name) or [])]
+    return [raw_header_text(v) for v in (msg.get_all(name) or [])]
+
+
+def _references_text(msg: Message) -> str:
+    """References, uncapped at the end: its last id is the parent (RFC 5322 §3.6.4),
+    so an overlong header loses its oldest ids, never its newest."""
+    parts = [raw_header_text(v) if isinstance(v, Header) else str(v) for v in
+             (msg.get_all("References") or [])]  # fmt: skip
+    return " ".join(parts)[-_MAX_HEADER * 4 :]
+
+
+def _one(msg: Message, name: str) -> str | None:
+    value = msg.get(name)
+    return None if value is None else raw_header_text(value)
 
 
 def parse_headers(
@@ -137,8 +141,8 @@ def parse_headers(
     if message_id is None:
         problems.append("missing Message-ID")
 
-    in_reply_to = _first_msgid(msg.get("In-Reply-To"))
-    references = parse_msgid_list(" ".join(_all(msg, "References"))[: _MAX_HEADER * 4])
+    in_reply_to = _first_msgid(_one(msg, "In-Reply-To"))
+    references = parse_msgid_list(_references_text(msg))
     if message_id is not None and message_id in references:
         problems.append("references itself")
         references = tuple(r for r in references if r != message_id)
@@ -153,7 +157,7 @@ def parse_headers(
     cc_addrs = tuple(dict.fromkeys(a for _, a in parse_addresses(_all(msg, "Cc"))))
     reply_to = tuple(a for _, a in parse_addresses(_all(msg, "Reply-To")))
 
-    date, ok = parse_date(msg.get("Date"), internal_date)
+    date, ok = parse_date(_one(msg, "Date"), internal_date)
     if not ok:
         problems.append("bad or missing Date; using the server's internal date")
 

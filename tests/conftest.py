@@ -1,0 +1,84 @@
+"""Shared pytest fixtures for ghostwatch's tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+import mailstack as _mailstack
+import pgcluster as _pgcluster
+from mailstack import MailStack
+from pgcluster import PgCluster
+
+# ---------------------------------------------------------------------------
+# Real servers: Dovecot + Postfix (tests/mailstack.py) and PostgreSQL
+# (tests/pgcluster.py), one of each per test session. See ../shared/MAILSTACK.md.
+# ---------------------------------------------------------------------------
+
+#: Users the ``mailstack`` fixture creates, address -> password.
+MAILSTACK_USERS: dict[str, str] = {
+    "alice@example.test": "alice-pw",
+    "bob@client.test": "bob-pw",
+    "carol@client.test": "carol-pw",
+    "owner@example.test": "owner-pw",
+}
+
+
+def server_unavailable(reason: str) -> NoReturn:
+    """Fail the test on CI (``CI=true``), where a missing server is a broken build;
+    skip it elsewhere, so a laptop without Dovecot still runs the unit tests."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def _server_root(prefix: str) -> Path:
+    # Not tmp_path_factory: pytest's base temp dir is mode 0700, and the servers'
+    # unprivileged processes (nobody, postgres) must reach their files.
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@pytest.fixture(scope="session")
+def mailstack() -> Iterator[MailStack]:
+    """A running Dovecot + Postfix with the users of ``MAILSTACK_USERS``."""
+    missing = _mailstack.missing_binaries()
+    if missing:
+        server_unavailable(
+            f"mail stack needs {', '.join(missing)}; install with: {_mailstack.INSTALL_COMMAND}"
+        )
+    if os.geteuid() != 0:
+        server_unavailable("mail stack needs root (Dovecot and Postfix drop privileges)")
+    root = _server_root("ghostwatch-mail-")
+    stack = MailStack(root)
+    for address, password in MAILSTACK_USERS.items():
+        stack.add_user(address, password)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A running throwaway PostgreSQL 15 cluster; make databases with ``create_database``."""
+    missing = _pgcluster.missing_binaries()
+    if missing:
+        server_unavailable(
+            f"PostgreSQL needs {', '.join(missing)}; install with: {_pgcluster.INSTALL_COMMAND}"
+        )
+    root = _server_root("ghostwatch-pg-")
+    cluster = PgCluster(root)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,387 @@
+"""Sync and judgment against the real Dovecot + Postfix on loopback."""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ghostwatch.config import AccountSettings
+from ghostwatch.errors import AuthenticationError, ServerUnreachableError
+from ghostwatch.imap import connect, connect_with_retry
+from ghostwatch.store import Folder, MessageRow, ThreadRow, open_store
+from ghostwatch.sync import Syncer, sync_account
+from mailbuilder import make_mail
+from mailstack import MailStack
+
+pytestmark = pytest.mark.mailstack
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+# Mail that Dovecot or Postfix generate carries the machine's date; what provokes it
+# is dated well before any plausible machine clock so the order is always right.
+LONG_AGO = datetime(2021, 3, 1, 10, 0, tzinfo=UTC)
+_seq = itertools.count()
+
+
+@dataclass
+class Env:
+    stack: MailStack
+    address: str
+    password: str
+    account: AccountSettings
+    sessions: sessionmaker[Session]
+    db_url: str
+
+    def sent(self, to: str, subject: str, msgid: str, days_ago: float, **kw: object) -> None:
+        when = NOW - timedelta(days=days_ago)
+        raw = make_mail(frm=self.address, to=to, subject=subject, msgid=msgid, date=when, **kw)  # type: ignore[arg-type]
+        self.stack.append(self.address, "Sent", raw, when)
+
+    def received(self, frm: str, subject: str, msgid: str, days_ago: float, **kw: object) -> None:
+        when = NOW - timedelta(days=days_ago)
+        raw = make_mail(frm=frm, to=self.address, subject=subject, msgid=msgid, date=when, **kw)  # type: ignore[arg-type]
+        self.stack.append(self.address, "INBOX", raw, when)
+
+    def sync(self, now: datetime = NOW) -> None:
+        sync_account(self.account, self.sessions, now)
+
+    def sync_after(self, generated: bytes) -> None:
+        """Sync with the clock one day after a message the servers generated (a
+        vacation reply, a bounce), whose Date is the machine's, not the test's."""
+        header = BytesHeaderParser().parsebytes(generated)
+        self.sync(email.utils.parsedate_to_datetime(header["Date"]) + timedelta(days=1))
+
+    def thread_of(self, msgid: str) -> ThreadRow:
+        with self.sessions() as db:
+            tid = db.scalar(select(MessageRow.thread_id).where(MessageRow.message_id == msgid))
+            row = db.get(ThreadRow, (self.account.name, tid))
+            assert row is not None, f"no thread for {msgid}"
+            return row
+
+    def count(self) -> int:
+        with self.sessions() as db:
+            return int(db.scalar(select(func.count()).select_from(MessageRow)) or 0)
+
+
+def account_for(stack: MailStack, address: str, password: str, **imap: object) -> AccountSettings:
+    return AccountSettings.model_validate(
+        {
+            "name": address.split("@", maxsplit=1)[0].replace("+", "-"),
+            "address": address,
+            "imap": {
+                "host": stack.host,
+                "port": stack.imap_port,
+                "security": "none",
+                "username": address,
+                "password": password,
+                **imap,
+            },
+        }
+    )
+
+
+@pytest.fixture
+def env(mailstack: MailStack, tmp_path: Path) -> Env:
+    """A fresh user (so tests never see each other's mail) and a fresh SQLite store."""
+    address = f"alice{next(_seq)}-{os.getpid()}@example.test"
+    password = "pw-" + address
+    mailstack.add_user(address, password)
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    account = account_for(mailstack, address, password)
+    return Env(mailstack, address, password, account, open_store(url), url)
+
+
+def test_a_reply_delivered_through_postfix_closes_the_thread(env: Env) -> None:
+    env.sent("bob@client.test", "Proposal for the new site", "<p1@example.test>", 5)
+    env.sync()
+    thread = env.thread_of("<p1@example.test>")
+    assert thread.awaiting and thread.counterpart == "bob@client.test"
+    assert thread.awaiting_since == NOW - timedelta(days=5)
+
+    reply = make_mail(
+        frm="bob@client.test",
+        to=env.address,
+        subject="Re: Proposal for the new site",
+        msgid="<r1@client.test>",
+        date=NOW - timedelta(days=1),
+        in_reply_to="<p1@example.test>",
+        references=["<p1@example.test>"],
+        body="Looks good, let's talk Monday.",
+    )
+    env.stack.deliver("bob@client.test", [env.address], reply)
+    env.stack.wait_for_messages(env.address, "INBOX", 1)
+    env.sync()
+    thread = env.thread_of("<p1@example.test>")
+    assert thread.state == "answered"
+    assert not thread.awaiting
+
+
+def test_a_reply_from_a_colleague_at_the_clients_domain_answers(env: Env) -> None:
+    env.sent("bob@client.test", "Kick-off dates", "<k1@example.test>", 4)
+    env.received(
+        "carol@client.test",
+        "Re: Kick-off dates",
+        "<k2@client.test>",
+        2,
+        in_reply_to="<k1@example.test>",
+        references=["<k1@example.test>"],
+    )
+    env.sync()
+    thread = env.thread_of("<k1@example.test>")
+    assert thread.state == "answered"
+    assert "carol@client.test" in thread.notes
+
+
+def test_a_real_sieve_vacation_reply_is_not_an_answer(env: Env) -> None:
+    client = f"vacationer{next(_seq)}@client.test"
+    env.stack.add_user(client, "pw")
+    env.stack.set_vacation(client, "Out of office", "I am away until 7 December.")
+    raw = make_mail(
+        frm=env.address, to=client, subject="Invoice 2026-014", msgid="<v1@example.test>",
+        date=LONG_AGO,
+    )  # fmt: skip
+    env.stack.append(env.address, "Sent", raw, LONG_AGO)
+    env.stack.deliver(env.address, [client], raw)
+    [auto] = env.stack.wait_for_messages(env.address, "INBOX", 1)
+    assert b"Auto-Submitted: auto-replied" in auto
+    env.sync_after(auto)
+    thread = env.thread_of("<v1@example.test>")
+    assert thread.awaiting
+    assert f"auto-reply from {client}" in thread.notes
+    with env.sessions() as db:
+        row = db.scalars(select(MessageRow).where(MessageRow.kind == "auto_reply")).one()
+        assert row.auto_reply_text is not None
+        assert "7 December" in row.auto_reply_text
+
+
+def test_a_real_postfix_bounce_is_not_an_answer(env: Env) -> None:
+    raw = make_mail(
+        frm=env.address, to="nobody@client.test", subject="Quote", msgid="<b1@example.test>",
+        date=LONG_AGO,
+    )  # fmt: skip
+    env.stack.append(env.address, "Sent", raw, LONG_AGO)
+    env.stack.deliver(env.address, ["nobody@client.test"], raw)
+    [bounce] = env.stack.wait_for_messages(env.address, "INBOX", 1)
+    env.sync_after(bounce)
+    thread = env.thread_of("<b1@example.test>")
+    assert thread.awaiting
+    assert "bounce" in thread.notes and "nobody@client.test" in thread.notes
+    with env.sessions() as db:
+        bounce = db.scalars(select(MessageRow).where(MessageRow.kind == "bounce")).one()
+        assert bounce.bounced_addrs == "nobody@client.test"
+        assert bounce.bounced_message_id == "<b1@example.test>"
+        assert bounce.thread_id == thread.thread_id
+
+
+def test_newsletters_and_notes_to_self_are_never_awaited(env: Env) -> None:
+    env.received(
+        "news@client.test", "November news", "<n1@client.test>", 3,
+        headers={"List-Unsubscribe": "<mailto:unsub@client.test>", "List-Id": "<news.client.test>"},
+    )  # fmt: skip
+    env.sent(env.address, "note to self", "<s1@example.test>", 2)
+    env.sync()
+    with env.sessions() as db:
+        assert db.scalar(select(func.count()).where(ThreadRow.awaiting.is_(True))) == 0
+        states = set(db.scalars(select(ThreadRow.state)))
+    assert states == {"automated_only", "note_to_self"}
+
+
+def test_no_change_resync_costs_one_command_per_folder(env: Env) -> None:
+    env.sent("bob@client.test", "Hello", "<h1@example.test>", 1)
+    env.received("bob@client.test", "Another", "<h2@client.test>", 1)
+    env.sync()
+    password = env.password
+    session = connect(env.account, password)
+    try:
+        before = session.stats.commands
+        result = Syncer(env.account, session, env.sessions, NOW).run()
+        spent = session.stats.command_names[before:]
+    finally:
+        session.logout()
+    assert [f.skipped_unchanged for f in result.folders] == [True, True]
+    assert spent == ["STATUS", "STATUS"]
+
+
+def test_sync_never_changes_the_mailbox(env: Env) -> None:
+    env.received("bob@client.test", "Unread", "<u1@client.test>", 1)
+    env.sync()
+    client = env.stack.imap(env.address)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        flags = client.get_flags(client.search("ALL"))
+    finally:
+        client.logout()
+    assert all(b"\\Seen" not in f for f in flags.values())
+
+
+def test_uidvalidity_change_remaps_without_loss_or_duplicates(env: Env) -> None:
+    for i in range(5):
+        env.received("bob@client.test", f"Msg {i}", f"<uv{i}@client.test>", 3)
+    env.sent("bob@client.test", "Re: Msg 4", "<uv-out@example.test>", 2,
+             in_reply_to="<uv4@client.test>", references=["<uv4@client.test>"])  # fmt: skip
+    env.sync()
+    assert env.count() == 6
+    old = env.stack.uidvalidity(env.address, "INBOX")
+    env.stack.set_uidvalidity(env.address, "INBOX", old + 1000)
+    env.received("dave@agency.test", "Msg new", "<uv-new@agency.test>", 1)
+    env.sync()
+    assert env.count() == 7
+    with env.sessions() as db:
+        msgids = list(db.scalars(select(MessageRow.message_id)))
+        inbox = db.scalars(select(Folder).where(Folder.role == "inbox")).one()
+    assert len(msgids) == len(set(msgids)) == 7
+    assert inbox.uidvalidity == old + 1000
+    assert env.thread_of("<uv-out@example.test>").awaiting
+
+
+BROKEN: list[bytes] = [
+    b"From: bob@client.test\r\nTo: alice\r\nSubject: no message id\r\n\r\nbody\r\n",
+    b"Message-ID: <d@x>\r\nMessage-ID: <d2@x>\r\nFrom: bob@client.test\r\nSubject: dup\r\n\r\nb\r\n",
+    b"Message-ID: <loop1@x>\r\nReferences: <loop2@x>\r\nFrom: bob@client.test\r\n\r\nb\r\n",
+    b"Message-ID: <loop2@x>\r\nReferences: <loop1@x>\r\nIn-Reply-To: <loop2@x>\r\n\r\nb\r\n",
+    "Message-ID: <8bit@x>\r\nFrom: Jos\u00e9 <jose@client.test>\r\nSubject: Caf\u00e9 \u00e0 8 bit\r\n\r\nb\r\n".encode(
+        "latin-1"
+    ),
+    b"Message-ID: <enc@x>\r\nFrom: =?utf-99?Q?bad?= <x@client.test>\r\nSubject: =?utf-8?B?!!!?=\r\nDate: yesterday-ish\r\n\r\nb\r\n",
+    b"Message-ID: <self@x>\r\nReferences: <self@x>\r\nFrom: <>\r\nDate: Mon, 99 Foo 2026 99:99:99 +9999\r\n\r\nb\r\n",
+    b"Subject: " + b"x" * 5000 + b"\r\nFrom: long@client.test\r\n\r\nb\r\n",
+]
+
+
+def test_a_mailbox_of_broken_messages_syncs_and_judges(env: Env) -> None:
+    for raw in BROKEN:
+        env.stack.append(env.address, "INBOX", raw, NOW - timedelta(days=1))
+    env.sent("bob@client.test", "still fine", "<fine@example.test>", 1)
+    env.sync()
+    assert env.count() == len(BROKEN) + 1
+    with env.sessions() as db:
+        problems = [p for p in db.scalars(select(MessageRow.problems)) if p]
+    assert len(problems) >= 5
+    assert env.thread_of("<fine@example.test>").awaiting
+
+
+def test_an_interrupted_first_sync_resumes_without_loss_or_duplicates(env: Env) -> None:
+    for i in range(120):
+        env.received("bob@client.test", f"Bulk {i}", f"<int{i}@client.test>", 2)
+    account = account_for(env.stack, env.address, env.password, fetch_chunk=50)
+    session = connect(account, env.password)
+    calls: list[int] = []
+
+    def stop_server_after_first_chunk(_folder: str, done: int, _total: int) -> None:
+        calls.append(done)
+        if len(calls) == 1:
+            env.stack.stop_dovecot()
+
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whatever the dead socket raises
+            Syncer(account, session, env.sessions, NOW, stop_server_after_first_chunk).run()
+    finally:
+        env.stack.start_dovecot()
+    assert 0 < env.count() < 120
+    sync_account(account, env.sessions, NOW)
+    assert env.count() == 120
+    with env.sessions() as db:
+        uids = list(db.scalars(select(MessageRow.uid)))
+    assert len(set(uids)) == 120
+
+
+def test_a_wrong_password_fails_once_naming_the_account(env: Env) -> None:
+    bad = account_for(env.stack, env.address, "wrong-password")
+    slept: list[float] = []
+    with pytest.raises(AuthenticationError, match=rf"account '{bad.name}'.*refused"):
+        connect_with_retry(bad, "wrong-password", sleep=slept.append)
+    assert slept == []
+
+
+def test_an_unreachable_server_is_retried_with_backoff(env: Env) -> None:
+    dead = account_for(env.stack, env.address, env.password, port=1)
+    slept: list[float] = []
+    with pytest.raises(ServerUnreachableError, match="cannot connect"):
+        connect_with_retry(dead, env.password, attempts=3, base_delay=1.5, sleep=slept.append)
+    assert slept == [1.5, 3.0]
+
+
+def _run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_sync_then_status_json(env: Env, tmp_path: Path) -> None:
+    env.sent("bob@client.test", "Website quote", "<cli1@example.test>", 6)
+    env.sent("carol@client.test", "Logo", "<cli2@example.test>", 3)
+    env.received("carol@client.test", "Re: Logo", "<cli3@client.test>", 1,
+                 in_reply_to="<cli2@example.test>")  # fmt: skip
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{env.db_url}-cli"
+
+[[accounts]]
+name = "work"
+address = "{env.address}"
+[accounts.imap]
+host = "127.0.0.1"
+port = {env.stack.imap_port}
+security = "none"
+username = "{env.address}"
+password_command = "echo {env.password}"
+"""
+    )
+    done = _run_cli(config, "--now", NOW.isoformat(), "sync")
+    assert done.returncode == 0, done.stderr
+    assert "work: 3 new message(s) in 2 folder(s)" in done.stdout
+    again = _run_cli(config, "--now", NOW.isoformat(), "sync")
+    assert "0 new message(s) in 2 folder(s), 2 unchanged" in again.stdout
+    status = _run_cli(config, "--now", NOW.isoformat(), "status", "--json")
+    assert status.returncode == 0, status.stderr
+    items = json.loads(status.stdout)
+    assert [i["subject"] for i in items] == ["Website quote"]
+    item = items[0]
+    for key in ("thread_id", "account", "counterpart", "subject", "awaiting_since",
+                "last_outgoing_message_id"):  # fmt: skip
+        assert key in item
+    assert item["account"] == "work"
+    assert item["counterpart"] == "bob@client.test"
+    assert item["last_outgoing_message_id"] == "<cli1@example.test>"
+    assert datetime.fromisoformat(item["awaiting_since"]) == NOW - timedelta(days=6)
+    assert item["days_silent"] == 6
+
+
+def test_cli_reports_a_wrong_password_clearly(env: Env, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{env.db_url}-bad"
+[[accounts]]
+name = "work"
+address = "{env.address}"
+[accounts.imap]
+host = "127.0.0.1"
+port = {env.stack.imap_port}
+security = "none"
+username = "{env.address}"
+password_command = "echo nope"
+"""
+    )
+    done = _run_cli(config, "sync")
+    assert done.returncode == 1
+    assert "account 'work'" in done.stderr and "refused" in done.stderr
+    assert "nope" not in done.stderr
