@@ -385,3 +385,21 @@ password_command = "echo nope"
     assert done.returncode == 1
     assert "account 'work'" in done.stderr and "refused" in done.stderr
     assert "nope" not in done.stderr
+
+
+@pytest.mark.postgres
+def test_sync_and_judgment_into_postgresql(env: Env, request: pytest.FixtureRequest) -> None:
+    cluster = request.getfixturevalue("pg_cluster")
+    sessions = open_store(cluster.create_database(f"gw_sync_{next(_seq)}"))
+    env.sent("bob@client.test", "Offer", "<pg1@example.test>", 3)
+    env.received("bob@client.test", "Re: Offer", "<pg2@client.test>", 1,
+                 in_reply_to="<pg1@example.test>")  # fmt: skip
+    env.sent("carol@client.test", "Draft", "<pg3@example.test>", 2)
+    sync_account(env.account, sessions, NOW)
+    sync_account(env.account, sessions, NOW)  # the no-change path on PostgreSQL
+    with sessions() as db:
+        states = {c: s for c, s in db.execute(select(ThreadRow.counterpart, ThreadRow.state))}
+        assert db.scalar(select(func.count()).select_from(MessageRow)) == 3
+    assert states["carol@client.test"] == "awaiting_reply"
+    assert "answered" in states.values()
+    sessions.kw["bind"].dispose()

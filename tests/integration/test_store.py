@@ -1,0 +1,118 @@
+"""The store on both backends: SQLite (default) and PostgreSQL (by URL)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ghostwatch.analyze import analyze_account
+from ghostwatch.demo import DEMO_ACCOUNT, DEMO_NOW, SAMPLE
+from ghostwatch.errors import StoreError
+from ghostwatch.localsource import ingest
+from ghostwatch.store import (
+    Folder,
+    MessageRow,
+    ThreadRow,
+    current_revision,
+    head_revision,
+    make_engine,
+    open_store,
+)
+from pgcluster import PgCluster
+
+_seq = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('store') / 'gw.db'}"
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"gw_store_{next(_seq)}")
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    factory = open_store(db_url)
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+def _row(folder_id: int, uid: int, when: datetime) -> MessageRow:
+    return MessageRow(
+        account="a",
+        folder_id=folder_id,
+        uid=uid,
+        message_id=f"<{uid}@x>",
+        date=when,
+        internal_date=when,
+        direction="in",
+        kind="human",
+    )
+
+
+def test_open_store_migrates_to_the_latest_revision(db_url: str) -> None:
+    open_store(db_url).kw["bind"].dispose()
+    engine = make_engine(db_url)
+    assert current_revision(engine) == head_revision()
+    # Migrating again is a no-op, not an error.
+    open_store(db_url).kw["bind"].dispose()
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_dates_come_back_aware_and_in_utc(sessions: sessionmaker[Session]) -> None:
+    rome = timezone(timedelta(hours=1))
+    when = datetime(2026, 11, 20, 10, 0, tzinfo=rome)
+    with sessions() as db:
+        folder = Folder(account="a", name="INBOX", role="inbox", last_uid=0)
+        db.add(folder)
+        db.flush()
+        db.add(_row(folder.id, 1, when))
+        db.commit()
+    with sessions() as db:
+        stored = db.scalars(select(MessageRow)).one()
+    assert stored.date == when
+    assert stored.date.utcoffset() == timedelta(0)
+
+
+def test_one_row_per_folder_and_uid(sessions: sessionmaker[Session]) -> None:
+    when = datetime(2026, 11, 20, tzinfo=UTC)
+    with sessions() as db:
+        folder = Folder(account="a", name="INBOX", role="inbox", last_uid=0)
+        db.add(folder)
+        db.flush()
+        db.add(_row(folder.id, 7, when))
+        db.commit()
+        db.add(_row(folder.id, 7, when))
+        with pytest.raises(IntegrityError):
+            db.commit()
+
+
+def test_the_sample_mailbox_is_judged_the_same_on_both_backends(
+    sessions: sessionmaker[Session],
+) -> None:
+    assert ingest(SAMPLE, DEMO_ACCOUNT, sessions, DEMO_NOW) == 40
+    assert ingest(SAMPLE, DEMO_ACCOUNT, sessions, DEMO_NOW) == 0  # re-ingest adds nothing
+    verdicts = analyze_account(sessions, DEMO_ACCOUNT, DEMO_NOW)
+    with sessions() as db:
+        awaiting = sorted(db.scalars(select(ThreadRow.counterpart).where(ThreadRow.awaiting)))
+    assert len(verdicts) == 19
+    assert awaiting == [
+        "amministrazione@verdi-costruzioni.example",
+        "luca.ferri@ferri-arredamenti.example",
+        "mark@northwind.example",
+        "priya@oldco.example",
+        "tom@baker-bikes.example",
+    ]
+
+
+def test_a_bad_database_url_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="not a database URL"):
+        make_engine("no-such-thing://")
