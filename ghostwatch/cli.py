@@ -203,7 +203,13 @@ def demo(obj: Context, as_json: bool) -> None:
     )
     awaiting = [i for i in items if i["state"] == "awaiting_reply"]
     click.echo(f"{len(awaiting)} of {len(items)} threads await a reply:")
-    _print_status(awaiting)
+    for it in awaiting:
+        click.echo(
+            f"  {it['days_silent']:>3} days  {it['counterpart']}  "
+            f"\"{it['subject']}\" (since {it['awaiting_since'][:10]})"
+        )
+        for note in it["notes"]:
+            click.echo(f"            - {note}")
     click.echo("\nNot chased, and why:")
     for it in items:
         if it["state"] == "awaiting_reply":

@@ -142,7 +142,11 @@ def judge_thread(messages: Sequence[Msg], identity: Identity, now: datetime) -> 
         first = min(messages, key=lambda m: m.date)
         return Verdict(ThreadState.AUTOMATED_ONLY, first.subject, first.date, 0)
     last = msgs[-1]
-    subject = next((m.subject for m in msgs if m.subject), "")
+    # The thread is named after what the user wrote, not after an auto-reply to it.
+    subject = next(
+        (m.subject for m in msgs if m.subject and m.kind is Kind.HUMAN),
+        next((m.subject for m in msgs if m.subject), ""),
+    )
     base = {"subject": subject, "last_activity": last.date, "message_count": len(msgs)}
 
     human = [m for m in msgs if m.kind is Kind.HUMAN and m.direction is not Direction.SELF]

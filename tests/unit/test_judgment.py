@@ -155,3 +155,11 @@ def test_counterpart_answering_through_a_mailing_list_answers() -> None:
 def test_unrelated_bulk_mail_in_the_thread_does_not_answer() -> None:
     spam = inc("<2@x>", 1, frm="promo@shop.test", kind=Kind.BULK)
     assert judge_thread([out("<1@x>", 0), spam], ME, NOW).awaiting
+
+
+def test_thread_is_named_after_the_human_message_not_the_auto_reply() -> None:
+    auto = Msg(
+        "<0@x>", T0, Direction.INCOMING, Kind.AUTO_REPLY, "bob@client.test",
+        subject="Automatic reply: Proposal",
+    )  # fmt: skip
+    assert judge_thread([auto, out("<1@x>", 0)], ME, NOW).subject == "Proposal"
