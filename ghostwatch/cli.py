@@ -191,7 +191,8 @@ def demo(obj: Context, as_json: bool) -> None:
     from ghostwatch.demo import DEMO_NOW, run_demo
 
     now = obj.clock.now() if isinstance(obj.clock, FixedClock) else DEMO_NOW
-    rows = run_demo(now)
+    # Threads whose every message is still in the future at ``now`` don't exist yet.
+    rows = [r for r in run_demo(now) if r.message_count]
     items = [_thread_item(r, now) for r in rows]
     if as_json:
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
@@ -205,7 +206,8 @@ def demo(obj: Context, as_json: bool) -> None:
     click.echo(f"{len(awaiting)} of {len(items)} threads await a reply:")
     for it in awaiting:
         click.echo(
-            f"  {it['days_silent']:>3} days  {it['counterpart']}  "
+            f"  {it['days_silent']:>3} {'day' if it['days_silent'] == 1 else 'days':<4}  "
+            f"{it['counterpart']}  "
             f"\"{it['subject']}\" (since {it['awaiting_since'][:10]})"
         )
         for note in it["notes"]:
