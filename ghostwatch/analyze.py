@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ghostwatch.classify import Kind
@@ -31,7 +33,26 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(value.split()) if value else ()
 
 
-def _unite_gmail_threads(rows: list[MessageRow], assigned: dict[int, str]) -> None:
+_COLUMNS = (
+    MessageRow.id,
+    MessageRow.message_id,
+    MessageRow.in_reply_to,
+    MessageRow.references,
+    MessageRow.subject,
+    MessageRow.date,
+    MessageRow.from_addr,
+    MessageRow.to_addrs,
+    MessageRow.cc_addrs,
+    MessageRow.direction,
+    MessageRow.kind,
+    MessageRow.bounced_addrs,
+    MessageRow.bounced_message_id,
+    MessageRow.gm_thrid,
+    MessageRow.thread_id,
+)
+
+
+def _unite_gmail_threads(rows: Sequence[Any], assigned: dict[int, str]) -> None:
     """Gmail's X-GM-THRID is authoritative where present: merge threads it joins."""
     by_thrid: dict[int, list[int]] = defaultdict(list)
     for r in rows:
@@ -53,10 +74,14 @@ def _unite_gmail_threads(rows: list[MessageRow], assigned: dict[int, str]) -> No
 def analyze_account(
     sessions: sessionmaker[Session], account: AccountSettings, now: datetime
 ) -> dict[str, Verdict]:
-    """Thread every stored message of ``account``, judge every thread, store verdicts."""
+    """Thread every stored message of ``account``, judge every thread, store verdicts.
+
+    Works on plain rows and Core statements: the ORM's per-object bookkeeping costs
+    more than the threading itself on a mailbox of tens of thousands of messages.
+    """
     identity = identity_of(account)
     with sessions() as db:
-        rows = list(db.scalars(select(MessageRow).where(MessageRow.account == account.name)))
+        rows = db.execute(select(*_COLUMNS).where(MessageRow.account == account.name)).all()
         inputs = [
             ThreadInput(
                 key=r.id,
@@ -76,18 +101,17 @@ def analyze_account(
         assigned = thread_messages(inputs)
         _unite_gmail_threads(rows, assigned)
 
-        changed: dict[str, list[int]] = defaultdict(list)
-        for r in rows:
-            tid = assigned[r.id]
-            if r.thread_id != tid:
-                changed[tid].append(r.id)
-        for tid, ids in changed.items():
-            for i in range(0, len(ids), 500):
-                db.execute(
-                    update(MessageRow)
-                    .where(MessageRow.id.in_(ids[i : i + 500]))
-                    .values(thread_id=tid)
-                )
+        changed = [
+            {"rid": r.id, "tid": assigned[r.id]} for r in rows if r.thread_id != assigned[r.id]
+        ]
+        if changed:
+            table = cast(Table, MessageRow.__table__)
+            db.connection().execute(
+                update(table)
+                .where(table.c.id == bindparam("rid"))
+                .values(thread_id=bindparam("tid")),
+                changed,
+            )
 
         threads: dict[str, list[Msg]] = defaultdict(list)
         for r in rows:
@@ -108,23 +132,27 @@ def analyze_account(
         verdicts = judge_all(threads, identity, now)
 
         db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
-        db.add_all(
-            ThreadRow(
-                account=account.name,
-                thread_id=tid,
-                subject=v.subject,
-                state=v.state.value,
-                awaiting=v.awaiting,
-                awaiting_since=v.awaiting_since,
-                counterpart=v.counterpart,
-                last_outgoing_message_id=v.last_outgoing_message_id,
-                last_activity=v.last_activity,
-                message_count=v.message_count,
-                notes="\n".join(v.notes),
-                updated_at=now,
+        if verdicts:
+            db.connection().execute(
+                insert(cast(Table, ThreadRow.__table__)),
+                [
+                    {
+                        "account": account.name,
+                        "thread_id": tid,
+                        "subject": v.subject,
+                        "state": v.state.value,
+                        "awaiting": v.awaiting,
+                        "awaiting_since": v.awaiting_since,
+                        "counterpart": v.counterpart,
+                        "last_outgoing_message_id": v.last_outgoing_message_id,
+                        "last_activity": v.last_activity,
+                        "message_count": v.message_count,
+                        "notes": "\n".join(v.notes),
+                        "updated_at": now,
+                    }
+                    for tid, v in verdicts.items()
+                ],
             )
-            for tid, v in verdicts.items()
-        )
         db.commit()
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
     log.info("account_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
