@@ -7,12 +7,13 @@ BODY.PEEK so no \\Seen flag is set.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import imapclient
@@ -179,16 +180,22 @@ class ImapSession:
         )
 
     # -- fetching ----------------------------------------------------------
-    def _uid_fetch(self, uid_set: str, items: list[str]) -> dict[int, dict[bytes, Any]]:
-        """``UID FETCH`` over a UID set string ("1:1000"); imapclient's ``fetch``
-        only takes lists of UIDs, which would need a SEARCH first."""
+    def _raw_uid_fetch(self, uid_set: str, items: list[str]) -> list[Any]:
+        """``UID FETCH`` over a UID set string ("1:1000"), returning imaplib's raw
+        untagged data; imapclient's ``fetch`` only takes lists of UIDs, which would
+        need a SEARCH first."""
         imap = self.client._imap
         tag = imap._command("UID", "FETCH", uid_set, "(" + " ".join(items) + ")")
         typ, data = imap._command_complete("FETCH", tag)
         if typ != "OK":
             raise IMAPClientError(f"UID FETCH failed: {data!r}")
         typ, data = imap._untagged_response(typ, data, "FETCH")
-        parsed: dict[int, dict[bytes, Any]] = parse_fetch_response(data, False, True)
+        return list(data or [])
+
+    def _uid_fetch(self, uid_set: str, items: list[str]) -> dict[int, dict[bytes, Any]]:
+        parsed: dict[int, dict[bytes, Any]] = parse_fetch_response(
+            self._raw_uid_fetch(uid_set, items), False, True
+        )
         return parsed
 
     def fetch_headers(
@@ -204,31 +211,13 @@ class ImapSession:
         if self.gmail:
             items += ["X-GM-MSGID", "X-GM-THRID"]
         uid_set = f"{start_uid}:{end_uid if end_uid is not None else '*'}"
-        response = self._uid_fetch(uid_set, items)
-        for uid in sorted(response):
+        fetched = parse_header_fetch(self._raw_uid_fetch(uid_set, items))
+        for item in sorted(fetched, key=lambda f: f.uid):
             # "N:*" returns the last message even when its UID is below N (RFC 3501
             # §6.4.8): drop anything outside the range asked for.
-            if uid < start_uid or (end_uid is not None and uid > end_uid):
+            if item.uid < start_uid or (end_uid is not None and item.uid > end_uid):
                 continue
-            data = response[uid]
-            header = b""
-            for key, value in data.items():
-                if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
-                    header = value
-                    break
-            internal = data.get(b"INTERNALDATE")
-            if not isinstance(internal, datetime):
-                internal = datetime(1970, 1, 1, tzinfo=UTC)
-            elif internal.tzinfo is None:
-                internal = internal.replace(tzinfo=UTC)
-            yield Fetched(
-                uid=uid,
-                internal_date=internal.astimezone(UTC),
-                size=int(data.get(b"RFC822.SIZE") or 0),
-                header=header,
-                gm_msgid=_int_or_none(data.get(b"X-GM-MSGID")),
-                gm_thrid=_int_or_none(data.get(b"X-GM-THRID")),
-            )
+            yield item
 
     def fetch_message_ids(self) -> dict[int, bytes]:
         """UID -> raw Message-ID header of every message in the selected folder."""
@@ -260,6 +249,113 @@ class ImapSession:
         except (IMAPClientError, OSError):
             # The connection is going away either way.
             log.debug("logout_failed", account=self.account)
+
+
+_UID_RE = re.compile(rb"\bUID (\d+)")
+_DATE_RE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_SIZE_RE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_GM_MSGID_RE = re.compile(rb"\bX-GM-MSGID (\d+)")
+_GM_THRID_RE = re.compile(rb"\bX-GM-THRID (\d+)")
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct",
+         b"nov", b"dec"),
+        start=1,
+    )
+}  # fmt: skip
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_internaldate(value: bytes) -> datetime:
+    """RFC 3501 date-time ("17-Jul-1996 02:44:25 -0700") to UTC; epoch if garbled."""
+    try:
+        day_s, mon_s, rest = value.strip().split(b"-", 2)
+        year_s, clock, zone = rest.split(b" ")
+        hh, mm, ss = clock.split(b":")
+        offset = int(zone[1:3]) * 60 + int(zone[3:5])
+        tz = timezone(timedelta(minutes=-offset if zone[:1] == b"-" else offset))
+        local = datetime(
+            int(year_s), _MONTHS[mon_s.lower()], int(day_s), int(hh), int(mm), int(ss),
+            tzinfo=tz,
+        )  # fmt: skip
+        return local.astimezone(UTC)
+    except (ValueError, KeyError, IndexError, OverflowError):
+        return _EPOCH
+
+
+def _grab(pattern: re.Pattern[bytes], *texts: bytes) -> int | None:
+    for text in texts:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def parse_header_fetch(data: list[Any]) -> list[Fetched]:
+    """Turn imaplib's raw FETCH data into :class:`Fetched` items, fast.
+
+    Each message with a header literal arrives as ``(prefix, literal)`` followed by
+    the bytes that close it (which may carry items such as X-GM-THRID). Messages
+    whose header section came back empty or as a quoted string arrive as plain
+    bytes; those, and anything the fast path cannot read, go through imapclient's
+    full parser. Unsolicited FETCH responses without a UID are ignored.
+    """
+    out: list[Fetched] = []
+    i = 0
+    n = len(data)
+    while i < n:
+        item = data[i]
+        i += 1
+        if isinstance(item, tuple) and len(item) == 2:
+            prefix, literal = item
+            trailer = data[i] if i < n and isinstance(data[i], bytes) else b""
+            if trailer:
+                i += 1
+            if b"BODY[HEADER" not in prefix.upper():
+                continue
+            uid = _grab(_UID_RE, prefix, trailer)
+            if uid is None:
+                continue
+            date = _DATE_RE.search(prefix) or _DATE_RE.search(trailer)
+            out.append(
+                Fetched(
+                    uid=uid,
+                    internal_date=parse_internaldate(date.group(1)) if date else _EPOCH,
+                    size=_grab(_SIZE_RE, prefix, trailer) or 0,
+                    header=bytes(literal),
+                    gm_msgid=_grab(_GM_MSGID_RE, prefix, trailer),
+                    gm_thrid=_grab(_GM_THRID_RE, prefix, trailer),
+                )
+            )
+        elif isinstance(item, bytes) and b"BODY[HEADER" in item.upper():
+            out.extend(_slow_parse([item]))
+    return out
+
+
+def _slow_parse(data: list[Any]) -> list[Fetched]:
+    out = []
+    for uid, values in parse_fetch_response(data, False, True).items():
+        header = b""
+        for key, value in values.items():
+            if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
+                header = value
+        internal = values.get(b"INTERNALDATE")
+        if not isinstance(internal, datetime):
+            internal = _EPOCH
+        elif internal.tzinfo is None:
+            internal = internal.replace(tzinfo=UTC)
+        out.append(
+            Fetched(
+                uid=uid,
+                internal_date=internal.astimezone(UTC),
+                size=int(values.get(b"RFC822.SIZE") or 0),
+                header=header,
+                gm_msgid=_int_or_none(values.get(b"X-GM-MSGID")),
+                gm_thrid=_int_or_none(values.get(b"X-GM-THRID")),
+            )
+        )
+    return out
 
 
 def _int_or_none(value: object) -> int | None:
