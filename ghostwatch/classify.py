@@ -20,6 +20,8 @@ from enum import StrEnum
 # accepts this import as it is; no type: ignore is needed (an unused one is an error).
 from flufl.bounce import all_failures
 
+from ghostwatch.headers import HeaderMap
+
 
 class Kind(StrEnum):
     """What sent a message, as far as its headers tell."""
@@ -162,7 +164,7 @@ def _normal(text: str) -> str:
 class _Fields:
     """Read-only, never-raising view of the header fields classification needs."""
 
-    def __init__(self, headers: Message) -> None:
+    def __init__(self, headers: Message | HeaderMap) -> None:
         self._headers = headers
 
     def raw(self, name: str) -> list[str]:
@@ -435,7 +437,7 @@ def _dedupe(reasons: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(reasons))
 
 
-def classify(headers: Message) -> Classification:
+def classify(headers: Message | HeaderMap) -> Classification:
     """Classify a message from its header fields (see `HEADER_FIELDS`).
 
     ``headers`` comes from ``BytesHeaderParser(policy=compat32)``. Rules run in the order

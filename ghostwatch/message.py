@@ -7,17 +7,15 @@ yields a :class:`MessageMeta` with what could be read, never an exception.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import email.utils
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import Header
-from email.message import Message
 from enum import StrEnum
 
 from ghostwatch.classify import HEADER_FIELDS as CLASSIFY_FIELDS
 from ghostwatch.classify import Kind, classify, header_text, raw_header_text
+from ghostwatch.headers import HeaderMap
 from ghostwatch.threads import parse_msgid_list
 
 _BASE_FIELDS = (
@@ -36,7 +34,6 @@ _BASE_FIELDS = (
 FETCH_HEADERS: tuple[str, ...] = tuple(
     dict.fromkeys(f.upper() for f in (*_BASE_FIELDS, *CLASSIFY_FIELDS))
 )
-_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 _MAX_HEADER = 4000  # a single header value longer than this is junk or an attack
 
 
@@ -105,11 +102,11 @@ def _first_msgid(value: str | None) -> str | None:
     return ids[-1] if ids else None
 
 
-def _all(msg: Message, name: str) -> list[str]:
+def _all(msg: HeaderMap, name: str) -> list[str]:
     return [raw_header_text(v) for v in (msg.get_all(name) or [])]
 
 
-def _references_text(msg: Message) -> str:
+def _references_text(msg: HeaderMap) -> str:
     """References, uncapped at the end: its last id is the parent (RFC 5322 §3.6.4),
     so an overlong header loses its oldest ids, never its newest."""
     parts = [raw_header_text(v) if isinstance(v, Header) else str(v) for v in
@@ -117,7 +114,7 @@ def _references_text(msg: Message) -> str:
     return " ".join(parts)[-_MAX_HEADER * 4 :]
 
 
-def _one(msg: Message, name: str) -> str | None:
+def _one(msg: HeaderMap, name: str) -> str | None:
     value = msg.get(name)
     return None if value is None else raw_header_text(value)
 
@@ -127,9 +124,9 @@ def parse_headers(
 ) -> MessageMeta:
     """Build a :class:`MessageMeta` from a raw header block."""
     problems: list[str] = []
-    msg = _PARSER.parsebytes(raw)
+    msg = HeaderMap(raw)
     if msg.defects:
-        problems.append("defects: " + ",".join(type(d).__name__ for d in msg.defects[:3]))
+        problems.append("defects: " + ", ".join(msg.defects[:3]))
 
     ids = _all(msg, "Message-ID")
     message_id = None
