@@ -15,6 +15,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32
 from email.utils import collapse_rfc2231_value, getaddresses
 from enum import StrEnum
+from functools import lru_cache
 
 # flufl.bounce 6 ships py.typed and lists its re-exports in __all__, so mypy --strict
 # accepts this import as it is; no type: ignore is needed (an unused one is an error).
@@ -126,8 +127,14 @@ def _raw_text(value: object) -> str:
     return " ".join(text[:_MAX_VALUE].split())
 
 
+@lru_cache(maxsize=16384)
 def _decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded words; on bad charsets or bytes, decode what can be."""
+    """Decode RFC 2047 encoded words; on bad charsets or bytes, decode what can be.
+
+    Cached: names and subjects repeat across a mailbox, and decoding is the
+    costliest step of reading a header."""
+    if "=?" not in text:
+        return text
     # LookupError (unknown charset), UnicodeDecodeError, HeaderParseError, ...
     with suppress(Exception):
         return str(make_header(decode_header(text)))
@@ -144,6 +151,17 @@ def _decode_words(text: str) -> str:
         return "".join(pieces)
     except Exception:
         return text
+
+
+@lru_cache(maxsize=16384)
+def address_pairs(value: str) -> tuple[tuple[str, str], ...]:
+    """(display name, lowercased address) pairs of one address-list value; cached,
+    since the same From and To values recur across a mailbox. Never raises."""
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        return ()
+    return tuple((display, addr.strip().lower()) for display, addr in pairs)
 
 
 def raw_header_text(value: object) -> str:
@@ -166,15 +184,23 @@ class _Fields:
 
     def __init__(self, headers: Message | HeaderMap) -> None:
         self._headers = headers
+        # The rules ask for the same few fields many times over; read each once.
+        self._raw: dict[str, list[str]] = {}
+        self._text: dict[str, list[str]] = {}
+        self._ctype: tuple[str, str] | None = None
 
     def raw(self, name: str) -> list[str]:
         """Every occurrence of a field, encoded words left as they are."""
-        values = self._headers.get_all(name) or []
-        return [_raw_text(value) for value in values[:50]]
+        if name not in self._raw:
+            values = self._headers.get_all(name) or []
+            self._raw[name] = [_raw_text(value) for value in values[:50]]
+        return self._raw[name]
 
     def text(self, name: str) -> list[str]:
         """Every non-empty occurrence of a field, decoded and normalised for matching."""
-        return [t for t in (_normal(_decode_words(v)) for v in self.raw(name)) if t]
+        if name not in self._text:
+            self._text[name] = [t for t in (_normal(_decode_words(v)) for v in self.raw(name)) if t]
+        return self._text[name]
 
     def first(self, name: str) -> str:
         values = self.text(name)
@@ -185,15 +211,20 @@ class _Fields:
 
     def addresses(self, *names: str) -> list[tuple[str, str]]:
         """(decoded display name, lowercased address) pairs from address fields."""
-        raw = [value for name in names for value in self.raw(name)]
-        try:
-            pairs = getaddresses(raw)
-        except Exception:
-            return []
-        return [(_normal(_decode_words(display)), addr.strip().lower()) for display, addr in pairs]
+        return [
+            (_normal(_decode_words(display)), addr)
+            for name in names
+            for value in self.raw(name)
+            for display, addr in address_pairs(value)
+        ]
 
     def content_type(self) -> tuple[str, str]:
         """(content type, report-type parameter), both lowercased; "" when unknown."""
+        if self._ctype is None:
+            self._ctype = self._read_content_type()
+        return self._ctype
+
+    def _read_content_type(self) -> tuple[str, str]:
         try:
             ctype = self._headers.get_content_type()
             param = self._headers.get_param("report-type")

@@ -14,7 +14,7 @@ from email.header import Header
 from enum import StrEnum
 
 from ghostwatch.classify import HEADER_FIELDS as CLASSIFY_FIELDS
-from ghostwatch.classify import Kind, classify, header_text, raw_header_text
+from ghostwatch.classify import Kind, address_pairs, classify, header_text, raw_header_text
 from ghostwatch.headers import HeaderMap
 from ghostwatch.threads import parse_msgid_list
 
@@ -69,16 +69,12 @@ def decode_text(value: object) -> str:
 
 def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
     """(display name, lowercased address) pairs; entries without '@' are dropped."""
-    out: list[tuple[str, str]] = []
-    try:
-        pairs = email.utils.getaddresses([v[:_MAX_HEADER] for v in values])
-    except Exception:
-        return out
-    for name, raw_addr in pairs:
-        addr = raw_addr.strip().lower()
-        if "@" in addr and " " not in addr:
-            out.append((decode_text(name), addr))
-    return out
+    return [
+        (decode_text(name), addr)
+        for value in values
+        for name, addr in address_pairs(value[:_MAX_HEADER])
+        if "@" in addr and " " not in addr
+    ]
 
 
 def parse_date(value: str | None, fallback: datetime) -> tuple[datetime, bool]:
