@@ -21,7 +21,7 @@ from ghostwatch.config import AccountSettings
 from ghostwatch.errors import GhostwatchError
 from ghostwatch.imap import Fetched
 from ghostwatch.store import Folder
-from ghostwatch.sync import apply_auto_reply, apply_bounce, row_from
+from ghostwatch.sync import Row, apply_auto_reply, apply_bounce, insert_rows, row_from
 
 log = structlog.get_logger("ghostwatch.localsource")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -86,6 +86,7 @@ def ingest(
             folder = Folder(account=account.name, name=folder_name, role="local", last_uid=0)
             db.add(folder)
             db.flush()
+        rows: list[Row] = []
         for uid, raw in enumerate(read_messages(path), start=1):
             if uid <= folder.last_uid:
                 continue
@@ -101,13 +102,14 @@ def ingest(
             row, problems = row_from(fetched, account, folder.id)
             if problems:
                 log.info("message_malformed", source=str(path), index=uid, problems=problems)
-            if row.kind == Kind.BOUNCE.value:
+            if row["kind"] == Kind.BOUNCE.value:
                 apply_bounce(row, raw)
-            elif row.kind == Kind.AUTO_REPLY.value:
+            elif row["kind"] == Kind.AUTO_REPLY.value:
                 apply_auto_reply(row, body)
-            db.add(row)
+            rows.append(row)
             folder.last_uid = uid
             count += 1
+        insert_rows(db, rows)
         folder.synced_at = now
         db.commit()
     return count

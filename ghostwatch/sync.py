@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ghostwatch.classify import Kind, parse_bounce
@@ -58,15 +59,23 @@ class SyncResult:
         return any(f.new or f.uidvalidity_changed for f in self.folders)
 
 
-def row_from(
-    fetched: Fetched, account: AccountSettings, folder_id: int
-) -> tuple[MessageRow, list[str]]:
+Row = dict[str, Any]
+MESSAGES = cast(Table, MessageRow.__table__)
+
+
+def insert_rows(db: Session, rows: list[Row]) -> None:
+    """One executemany INSERT: far cheaper than ORM objects for a first sync."""
+    if rows:
+        db.execute(insert(MESSAGES), rows)
+
+
+def row_from(fetched: Fetched, account: AccountSettings, folder_id: int) -> tuple[Row, list[str]]:
     meta = parse_headers(
         fetched.header,
         internal_date=fetched.internal_date,
         own_addresses=account.own_addresses(),
     )
-    row = MessageRow(
+    row: dict[str, Any] = dict(
         account=account.name,
         folder_id=folder_id,
         uid=fetched.uid,
@@ -89,26 +98,30 @@ def row_from(
         problems="; ".join(meta.problems),
         gm_msgid=fetched.gm_msgid,
         gm_thrid=fetched.gm_thrid,
+        bounced_addrs="",
+        bounced_message_id=None,
+        auto_reply_text=None,
+        thread_id=None,
     )
     return row, list(meta.problems)
 
 
-def apply_bounce(row: MessageRow, raw: bytes) -> None:
+def apply_bounce(row: Row, raw: bytes) -> None:
     """Record which addresses a bounce reports as failed, and for which message."""
     report = parse_bounce(raw)
     if report is None:
         return
-    row.bounced_addrs = " ".join(sorted(report.permanent | report.temporary))
-    row.bounced_message_id = report.original_message_id
+    row["bounced_addrs"] = " ".join(sorted(report.permanent | report.temporary))
+    row["bounced_message_id"] = report.original_message_id
     # The bounced message is what this bounce is about: thread it there.
-    if report.original_message_id and not row.in_reply_to:
-        row.in_reply_to = report.original_message_id
+    if report.original_message_id and not row["in_reply_to"]:
+        row["in_reply_to"] = report.original_message_id
 
 
-def apply_auto_reply(row: MessageRow, text: bytes | None) -> None:
+def apply_auto_reply(row: Row, text: bytes | None) -> None:
     """Keep the start of an auto-reply's text: it may say until when they are away."""
     if text is not None:
-        row.auto_reply_text = text[:AUTO_REPLY_FETCH_LIMIT].decode("utf-8", "replace")
+        row["auto_reply_text"] = text[:AUTO_REPLY_FETCH_LIMIT].decode("utf-8", "replace")
 
 
 class Syncer:
@@ -218,7 +231,7 @@ class Syncer:
             fetched = list(
                 self.imap.fetch_headers(start, None if last_chunk else end, FETCH_HEADERS)
             )
-            rows: list[MessageRow] = []
+            rows: list[Row] = []
             for item in fetched:
                 row, problems = row_from(item, self.account, folder.id)
                 if problems:
@@ -232,11 +245,10 @@ class Syncer:
                 rows.append(row)
             if gmail:
                 rows = self._drop_gmail_duplicates(db, rows)
-            db.add_all(rows)
+            self._fetch_bodies(rows)
+            insert_rows(db, rows)
             if fetched:
                 folder.last_uid = max(f.uid for f in fetched)
-            db.flush()
-            self._fetch_bodies(db, rows)
             db.commit()
             res.new += len(rows)
             done += len(fetched)
@@ -246,9 +258,9 @@ class Syncer:
                 break
             start = end + 1
 
-    def _drop_gmail_duplicates(self, db: Session, rows: list[MessageRow]) -> list[MessageRow]:
+    def _drop_gmail_duplicates(self, db: Session, rows: list[Row]) -> list[Row]:
         """On Gmail one message shows in several folders (labels): keep one row."""
-        ids = [r.gm_msgid for r in rows if r.gm_msgid is not None]
+        ids = [r["gm_msgid"] for r in rows if r["gm_msgid"] is not None]
         if not ids:
             return rows
         known = set(
@@ -260,26 +272,29 @@ class Syncer:
         )
         out = []
         for r in rows:
-            if r.gm_msgid is not None and r.gm_msgid in known:
+            gm_msgid = r["gm_msgid"]
+            if gm_msgid is not None and gm_msgid in known:
                 continue
-            if r.gm_msgid is not None:
-                known.add(r.gm_msgid)
+            if gm_msgid is not None:
+                known.add(gm_msgid)
             out.append(r)
         return out
 
-    def _fetch_bodies(self, db: Session, rows: list[MessageRow]) -> None:
+    def _fetch_bodies(self, rows: list[Row]) -> None:
         """Bounces and auto-replies are rare; their bodies say which address failed
         and until when someone is away, so those alone are fetched (with PEEK)."""
-        bounces = [r for r in rows if r.kind == Kind.BOUNCE.value]
-        autos = [r for r in rows if r.kind == Kind.AUTO_REPLY.value]
+        bounces = [r for r in rows if r["kind"] == Kind.BOUNCE.value]
+        autos = [r for r in rows if r["kind"] == Kind.AUTO_REPLY.value]
         if bounces:
-            bodies = self.imap.fetch_partial([r.uid for r in bounces], "", BOUNCE_FETCH_LIMIT)
+            uids = [r["uid"] for r in bounces]
+            bodies = self.imap.fetch_partial(uids, "", BOUNCE_FETCH_LIMIT)
             for r in bounces:
-                apply_bounce(r, bodies.get(r.uid, b""))
+                apply_bounce(r, bodies.get(r["uid"], b""))
         if autos:
-            texts = self.imap.fetch_partial([r.uid for r in autos], "TEXT", AUTO_REPLY_FETCH_LIMIT)
+            uids = [r["uid"] for r in autos]
+            texts = self.imap.fetch_partial(uids, "TEXT", AUTO_REPLY_FETCH_LIMIT)
             for r in autos:
-                apply_auto_reply(r, texts.get(r.uid))
+                apply_auto_reply(r, texts.get(r["uid"]))
 
     def _remap(self, db: Session, folder: Folder, opened: FolderStatus, res: FolderResult) -> None:
         """UIDVALIDITY changed: every stored UID of this folder is void. Re-map rows
@@ -328,9 +343,8 @@ class Syncer:
                 for item in self.imap.fetch_headers(part[0], part[-1], FETCH_HEADERS)
                 if item.uid in wanted
             ]
-            db.add_all(rows)
-            db.flush()
-            self._fetch_bodies(db, rows)
+            self._fetch_bodies(rows)
+            insert_rows(db, rows)
             res.new += len(rows)
 
 
