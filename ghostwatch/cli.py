@@ -208,7 +208,7 @@ def demo(obj: Context, as_json: bool) -> None:
         click.echo(
             f"  {it['days_silent']:>3} {'day' if it['days_silent'] == 1 else 'days':<4}  "
             f"{it['counterpart']}  "
-            f"\"{it['subject']}\" (since {it['awaiting_since'][:10]})"
+            f'"{it["subject"]}" (since {it["awaiting_since"][:10]})'
         )
         for note in it["notes"]:
             click.echo(f"            - {note}")
