@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import structlog
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -52,12 +51,11 @@ _COLUMNS = (
 )
 
 
-def _unite_gmail_threads(rows: Sequence[Any], assigned: dict[int, str]) -> None:
+def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) -> None:
     """Gmail's X-GM-THRID is authoritative where present: merge threads it joins."""
     by_thrid: dict[int, list[int]] = defaultdict(list)
-    for r in rows:
-        if r.gm_thrid is not None:
-            by_thrid[r.gm_thrid].append(r.id)
+    for key, thrid in gm_thrids.items():
+        by_thrid[thrid].append(key)
     rename: dict[str, str] = {}
     for keys in by_thrid.values():
         tids = sorted({assigned[k] for k in keys})
@@ -81,29 +79,51 @@ def analyze_account(
     """
     identity = identity_of(account)
     with sessions() as db:
-        rows = db.execute(select(*_COLUMNS).where(MessageRow.account == account.name)).all()
-        inputs = [
-            ThreadInput(
-                key=r.id,
-                message_id=r.message_id,
-                in_reply_to=r.in_reply_to,
-                references=_split(r.references),
-                subject=r.subject,
-                date=r.date,
-                participants=frozenset(
-                    a
-                    for a in (r.from_addr, *_split(r.to_addrs), *_split(r.cc_addrs))
-                    if a and a not in identity.addresses
-                ),
+        # One pass over the rows builds both views; the rows themselves are then
+        # dropped, which keeps the peak memory of a big first sync down.
+        inputs: list[ThreadInput] = []
+        msgs: dict[int, Msg] = {}
+        old_tid: dict[int, str | None] = {}
+        gm_thrids: dict[int, int] = {}
+        result = db.execute(select(*_COLUMNS).where(MessageRow.account == account.name))
+        for r in result:
+            to_addrs, cc_addrs = _split(r.to_addrs), _split(r.cc_addrs)
+            inputs.append(
+                ThreadInput(
+                    key=r.id,
+                    message_id=r.message_id,
+                    in_reply_to=r.in_reply_to,
+                    references=_split(r.references),
+                    subject=r.subject,
+                    date=r.date,
+                    participants=frozenset(
+                        a
+                        for a in (r.from_addr, *to_addrs, *cc_addrs)
+                        if a and a not in identity.addresses
+                    ),
+                )
             )
-            for r in rows
-        ]
+            msgs[r.id] = Msg(
+                message_id=r.message_id,
+                date=r.date,
+                direction=Direction(r.direction),
+                kind=Kind(r.kind),
+                from_addr=r.from_addr,
+                to_addrs=to_addrs,
+                cc_addrs=cc_addrs,
+                subject=r.subject,
+                bounced_addrs=_split(r.bounced_addrs),
+                bounced_message_id=r.bounced_message_id,
+            )
+            old_tid[r.id] = r.thread_id
+            if r.gm_thrid is not None:
+                gm_thrids[r.id] = r.gm_thrid
         assigned = thread_messages(inputs)
-        _unite_gmail_threads(rows, assigned)
+        del inputs
+        _unite_gmail_threads(gm_thrids, assigned)
 
-        changed = [
-            {"rid": r.id, "tid": assigned[r.id]} for r in rows if r.thread_id != assigned[r.id]
-        ]
+        changed = [{"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t]
+        del old_tid
         if changed:
             table = cast(Table, MessageRow.__table__)
             db.connection().execute(
@@ -112,23 +132,12 @@ def analyze_account(
                 .values(thread_id=bindparam("tid")),
                 changed,
             )
+        del changed
 
         threads: dict[str, list[Msg]] = defaultdict(list)
-        for r in rows:
-            threads[assigned[r.id]].append(
-                Msg(
-                    message_id=r.message_id,
-                    date=r.date,
-                    direction=Direction(r.direction),
-                    kind=Kind(r.kind),
-                    from_addr=r.from_addr,
-                    to_addrs=_split(r.to_addrs),
-                    cc_addrs=_split(r.cc_addrs),
-                    subject=r.subject,
-                    bounced_addrs=_split(r.bounced_addrs),
-                    bounced_message_id=r.bounced_message_id,
-                )
-            )
+        for key, msg in msgs.items():
+            threads[assigned[key]].append(msg)
+        del msgs
         verdicts = judge_all(threads, identity, now)
 
         db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
