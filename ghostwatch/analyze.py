@@ -158,6 +158,8 @@ def analyze_account(
                         "message_count": v.message_count,
                         "notes": "\n".join(v.notes),
                         "updated_at": now,
+                        "counterparts": " ".join(v.counterparts),
+                        "first_unanswered_at": v.first_unanswered_at,
                     }
                     for tid, v in verdicts.items()
                 ],

@@ -19,7 +19,11 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ghostwatch.addresses import check_address
 from ghostwatch.errors import ConfigError
+from ghostwatch.policy import PolicySettings
+
+POLICY_KEYS = ("defaults", "clients", "rules", "policies")
 
 DEFAULT_SEARCH_PATHS = (
     Path("~/.config/ghostwatch/config.toml"),
@@ -125,12 +129,12 @@ class AccountSettings(_Strict):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        return _check_address(value)
+        return check_address(value)
 
     @field_validator("aliases")
     @classmethod
     def _aliases(cls, value: list[str]) -> list[str]:
-        return [_check_address(v) for v in value]
+        return [check_address(v) for v in value]
 
     @field_validator("colleague_domains")
     @classmethod
@@ -139,14 +143,6 @@ class AccountSettings(_Strict):
 
     def own_addresses(self) -> frozenset[str]:
         return frozenset([self.address, *self.aliases])
-
-
-def _check_address(value: str) -> str:
-    value = value.strip().lower()
-    local, at, domain = value.rpartition("@")
-    if not at or not local or "." not in domain or any(c in value for c in " \r\n<>,;"):
-        raise ValueError(f"{value!r} is not an email address")
-    return value
 
 
 def default_database_url() -> str:
@@ -184,6 +180,20 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
+    #: ``[defaults]``, ``[[clients]]``, ``[[rules]]`` and ``[policies.NAME]`` of the file.
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_policy(cls, data: Any) -> Any:
+        # The policy keys sit at the top level of the file for readability; they are
+        # validated together because rules and clients refer to policies by name.
+        if isinstance(data, dict) and "policy" not in data:
+            picked = {k: data[k] for k in POLICY_KEYS if k in data}
+            if picked:
+                data = {k: v for k, v in data.items() if k not in POLICY_KEYS}
+                data["policy"] = picked
+        return data
 
     @classmethod
     def settings_customise_sources(
@@ -234,6 +244,8 @@ def find_config(explicit: Path | None) -> Path:
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
+    if loc[:1] == ("policy",):
+        loc = loc[1:]
     out = ""
     for part in loc:
         if isinstance(part, int):

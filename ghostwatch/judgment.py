@@ -86,6 +86,8 @@ class Verdict:
     counterparts: tuple[str, ...] = ()
     last_outgoing_message_id: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: The user's first message of the current silence (before any follow-up).
+    first_unanswered_at: datetime | None = None
 
     @property
     def awaiting(self) -> bool:
@@ -188,8 +190,14 @@ def judge_thread(messages: Sequence[Msg], identity: Identity, now: datetime) -> 
             notes.append(f"bounce on {_fmt(m.date)}: {failed} (not an answer)")
         elif m.kind is Kind.BULK:
             notes.append(f"automated mail from {m.from_addr} on {_fmt(m.date)} (ignored)")
+    answered_before = [m.date for m in human if m.date <= last_out.date and _answers(m, identity)]
+    silence_start = max(answered_before, default=None)
+    first_out = next(
+        (m for m in outgoing if silence_start is None or m.date > silence_start), last_out
+    )
     return Verdict(
         ThreadState.AWAITING_REPLY,
+        first_unanswered_at=first_out.date,
         awaiting_since=last_out.date,
         counterpart=external[0],
         counterparts=external,

@@ -31,8 +31,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ghostwatch.addresses import check_address
 from ghostwatch.businesstime import Calendar, Offset, OffsetKind, parse_offset
-from ghostwatch.config import _check_address
 from ghostwatch.judgment import FREEMAIL_DOMAINS, domain_of
 
 __all__ = [
@@ -230,7 +230,7 @@ class Client(_Strict):
     @field_validator("addresses")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        return [_check_address(v) for v in value]
+        return [check_address(v) for v in value]
 
     @field_validator("domains")
     @classmethod

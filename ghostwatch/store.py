@@ -7,13 +7,14 @@ database to the latest revision before use.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Engine,
     ForeignKey,
@@ -135,6 +136,46 @@ class ThreadRow(Base):
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     notes: Mapped[str] = mapped_column(Text, default="")  # newline-separated
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    counterparts: Mapped[str] = mapped_column(Text, default="", server_default="")
+    first_unanswered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Tracking(Base):
+    """What the user said about a thread: its stage, its invoice, stop."""
+
+    __tablename__ = "tracking"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    stage: Mapped[str | None] = mapped_column(String(32))
+    invoice_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    amount: Mapped[str | None] = mapped_column(String(32))  # a Decimal, kept exact as text
+    currency: Mapped[str | None] = mapped_column(String(3))
+    due: Mapped[date | None] = mapped_column(Date)
+    attachment: Mapped[str | None] = mapped_column(Text)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped: Mapped[str | None] = mapped_column(Text)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StepLog(Base):
+    """A follow-up step handled for one silence of one thread; never two alike.
+
+    ``anchor`` is the Message-ID of the user's message that started the silence:
+    a new message from the user starts a new silence and the policy over again.
+    """
+
+    __tablename__ = "step_log"
+    __table_args__ = (UniqueConstraint("account", "thread_id", "anchor", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(32))
+    anchor: Mapped[str] = mapped_column(String(998))
+    step: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -163,3 +163,10 @@ def test_thread_is_named_after_the_human_message_not_the_auto_reply() -> None:
         subject="Automatic reply: Proposal",
     )  # fmt: skip
     assert judge_thread([auto, out("<1@x>", 0)], ME, NOW).subject == "Proposal"
+
+
+def test_the_silence_starts_at_the_first_message_after_their_last_answer() -> None:
+    msgs = [out("<1@x>", 0), inc("<2@x>", 1), out("<3@x>", 2), out("<4@x>", 4)]
+    v = judge_thread(msgs, ME, NOW)
+    assert v.first_unanswered_at == T0 + timedelta(days=2)
+    assert v.awaiting_since == T0 + timedelta(days=4)
