@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,266 @@ class _progress:  # noqa: N801 - used as a context manager, reads like one
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+def step_json(step: Any) -> dict[str, Any]:
+    """The stable JSON shape of a planned step (``plan --json``, ``replay --json``)."""
+    return {
+        "thread_id": step.thread_id,
+        "account": step.account,
+        "step": step.step,
+        "action": step.action,
+        "template": step.template,
+        "mode": step.mode,
+        "due_at": step.due_at.isoformat(),
+        "reason": step.reason,
+        "stage": step.stage,
+        "counterpart": step.counterpart,
+        "task": step.task,
+        "attach_invoice": step.attach_invoice,
+        "late_fee": str(step.late_fee) if step.late_fee is not None else None,
+        "deadline_at": step.deadline_at.isoformat() if step.deadline_at else None,
+        "checklist": list(step.checklist),
+    }
+
+
+def _parse_until(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or date/time") from exc
+    if len(value) == 10:  # a bare date means the end of that day
+        when = when.replace(hour=23, minute=59, second=59)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@main.command()
+@click.option("--until", callback=_parse_until, metavar="DATE", help="Only steps due by DATE.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account.")
+@click.pass_obj
+def plan(obj: Context, until: datetime | None, as_json: bool, account_name: str | None) -> None:
+    """What ghostwatch will do next for each silent thread, and when.
+
+    Reads the store (run `ghostwatch sync` first) and the policies of the config;
+    sends nothing. Each line says why: the anchor, the delay, the policy step.
+    """
+    from ghostwatch import engine
+    from ghostwatch.gather import gather
+
+    try:
+        settings = obj.settings
+        accounts = [settings.account(account_name)] if account_name else settings.accounts
+        sessions = obj.sessions()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    now = obj.clock.now()
+    steps = []
+    with sessions() as db:
+        for account in accounts:
+            facts = gather(db, account, settings.policy)
+            steps += engine.plan(facts, settings.policy, now, until=until)
+    steps.sort(key=lambda s: (s.due_at, s.thread_id))
+    if as_json:
+        click.echo(json.dumps([step_json(s) for s in steps], indent=2, ensure_ascii=False))
+        return
+    if not steps:
+        click.echo("Nothing planned." if until is None else "Nothing planned by then.")
+        return
+    for s in steps:
+        click.echo(
+            f"{s.due_at:%a %d %b %H:%M %Z}  {s.counterpart or '?'}  {s.step} "
+            f"({s.action}{', ' + s.template if s.template else ''}; {s.mode})"
+        )
+        click.echo(f"    {s.thread_id}: {s.reason}")
+
+
+@main.command()
+@click.argument("thread_id", metavar="THREAD")
+@click.option("--account", "account_name", metavar="NAME", help="Account of the thread.")
+@click.pass_obj
+def explain(obj: Context, thread_id: str, account_name: str | None) -> None:
+    """Why a follow-up step is, or is not, due for THREAD."""
+    from ghostwatch import engine
+    from ghostwatch.gather import gather
+
+    try:
+        settings = obj.settings
+        sessions = obj.sessions()
+        with sessions() as db:
+            account = _account_of_thread(db, settings, thread_id, account_name)
+            [facts] = gather(db, account, settings.policy, thread_ids=[thread_id])
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    result = engine.explain(facts, settings.policy, obj.clock.now())
+    click.echo(f"{thread_id} ({account.name}): {facts.subject}")
+    click.echo(f"  status: {result.status}")
+    for line in result.lines:
+        click.echo(f"  {line}")
+
+
+def _account_of_thread(db: Any, settings: Settings, thread_id: str, name: str | None) -> Any:
+    from ghostwatch.store import ThreadRow
+
+    query = select(ThreadRow.account).where(ThreadRow.thread_id == thread_id)
+    if name:
+        query = query.where(ThreadRow.account == name)
+    found = sorted(set(db.scalars(query)))
+    if not found:
+        raise GhostwatchError(
+            f"no thread {thread_id!r} in the store (see `ghostwatch status --all`)"
+        )
+    if len(found) > 1:
+        raise GhostwatchError(
+            f"thread {thread_id!r} exists in accounts {', '.join(found)}: add --account"
+        )
+    return settings.account(found[0])
+
+
+def _tracking(db: Any, account: str, thread_id: str, now: datetime) -> Any:
+    from ghostwatch.store import Tracking
+
+    row = db.get(Tracking, (account, thread_id))
+    if row is None:
+        row = Tracking(account=account, thread_id=thread_id, updated_at=now)
+        db.add(row)
+    row.updated_at = now
+    return row
+
+
+@main.command()
+@click.argument("thread_id", metavar="THREAD")
+@click.option("--stage", help="prospect, project, payment, ignore, or a policy of yours.")
+@click.option("--invoice", "invoice_number", metavar="NUMBER", help="Invoice number.")
+@click.option("--amount", metavar="AMOUNT", help="Invoice amount, e.g. 1200.00.")
+@click.option("--currency", metavar="CODE", help="ISO 4217 code, e.g. EUR.")
+@click.option("--due", metavar="DATE", help="Invoice due date, YYYY-MM-DD.")
+@click.option(
+    "--attach",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The invoice file to attach to payment follow-ups.",
+)
+@click.option("--account", "account_name", metavar="NAME", help="Account of the thread.")
+@click.pass_obj
+def track(
+    obj: Context,
+    thread_id: str,
+    stage: str | None,
+    invoice_number: str | None,
+    amount: str | None,
+    currency: str | None,
+    due: str | None,
+    attach: Path | None,
+    account_name: str | None,
+) -> None:
+    """Tell ghostwatch what THREAD is: its stage and, for payments, the invoice."""
+    from decimal import Decimal, InvalidOperation
+
+    if not any((stage, invoice_number, amount, currency, due, attach)):
+        raise click.UsageError("say what to record: --stage, --invoice, --amount, --due, ...")
+    try:
+        settings = obj.settings
+        if stage is not None and stage not in settings.policy.policies:
+            known = ", ".join(sorted(settings.policy.policies))
+            raise click.BadParameter(f"no policy {stage!r} (known: {known})", param_hint="--stage")
+        if amount is not None:
+            try:
+                parsed = Decimal(amount)
+            except InvalidOperation:
+                parsed = Decimal("NaN")
+            if not parsed.is_finite() or parsed < 0:
+                raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount")
+        if currency is not None and not (len(currency) == 3 and currency.isalpha()):
+            raise click.BadParameter(
+                f"{currency!r} is not an ISO 4217 code", param_hint="--currency"
+            )
+        due_date = None
+        if due is not None:
+            try:
+                due_date = date.fromisoformat(due)
+            except ValueError as exc:
+                raise click.BadParameter(f"{due!r} is not YYYY-MM-DD", param_hint="--due") from exc
+        sessions = obj.sessions()
+        with sessions() as db:
+            account = _account_of_thread(db, settings, thread_id, account_name)
+            row = _tracking(db, account.name, thread_id, obj.clock.now())
+            if stage is not None:
+                row.stage = stage
+            if invoice_number is not None:
+                row.invoice_number = invoice_number
+            if amount is not None:
+                row.amount = str(Decimal(amount))
+            if currency is not None:
+                row.currency = currency.upper()
+            if due_date is not None:
+                row.due = due_date
+            if attach is not None:
+                row.attachment = str(attach.resolve())
+            db.commit()
+            click.echo(
+                f"{thread_id}: stage={row.stage or '(from rules)'}"
+                + (f", invoice {row.invoice_number}" if row.invoice_number else "")
+                + (f" {row.amount} {row.currency or ''}".rstrip() if row.amount else "")
+                + (f", due {row.due}" if row.due else "")
+                + (f", attach {row.attachment}" if row.attachment else "")
+            )
+    except GhostwatchError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("thread_id", metavar="THREAD")
+@click.option("--reason", default="stopped by you", show_default=True, help="Shown by explain.")
+@click.option("--account", "account_name", metavar="NAME", help="Account of the thread.")
+@click.pass_obj
+def stop(obj: Context, thread_id: str, reason: str, account_name: str | None) -> None:
+    """Never follow up on THREAD again."""
+    try:
+        settings = obj.settings
+        sessions = obj.sessions()
+        with sessions() as db:
+            account = _account_of_thread(db, settings, thread_id, account_name)
+            _tracking(db, account.name, thread_id, obj.clock.now()).stopped = reason
+            db.commit()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{thread_id}: stopped ({reason})")
+
+
+@main.command()
+@click.argument("invoice_number", metavar="INVOICE")
+@click.pass_obj
+def paid(obj: Context, invoice_number: str) -> None:
+    """Record INVOICE as paid: every payment step for it stops."""
+    from ghostwatch.store import Tracking
+
+    try:
+        sessions = obj.sessions()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    with sessions() as db:
+        query = select(Tracking).where(Tracking.invoice_number == invoice_number)
+        rows = list(db.scalars(query))
+        if not rows:
+            click.echo(
+                f"error: no thread tracks invoice {invoice_number!r} "
+                "(record it with `ghostwatch track THREAD --invoice ...`)",
+                err=True,
+            )
+            sys.exit(EXIT_ERROR)
+        now = obj.clock.now()
+        for row in rows:
+            row.paid_at = now
+            row.updated_at = now
+        db.commit()
+        threads = ", ".join(r.thread_id for r in rows)
+    click.echo(f"invoice {invoice_number}: paid; payment steps stopped ({threads})")
 
 
 @main.command()

@@ -1,0 +1,238 @@
+"""From the store to the engine's input: one :class:`ThreadFacts` per thread.
+
+The shell around :mod:`ghostwatch.engine`: reads threads, their messages, what the
+user said (tracking) and what was already done (step log), and hands the engine
+plain values. Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ghostwatch.absence import extract_text
+from ghostwatch.classify import Kind
+from ghostwatch.config import AccountSettings
+from ghostwatch.facts import AutoReply, Invoice, StepRecord, ThreadFacts
+from ghostwatch.judgment import ThreadState, Verdict
+from ghostwatch.message import Direction
+from ghostwatch.policy import PolicySettings
+from ghostwatch.store import MessageRow, StepLog, ThreadRow, Tracking
+
+
+def silence_anchor(verdict: Verdict) -> str | None:
+    """The key of the current silence in the step log: when it started."""
+    start = verdict.first_unanswered_at or verdict.awaiting_since
+    return start.isoformat() if start else None
+
+
+def verdict_of(row: ThreadRow) -> Verdict:
+    counterparts = tuple(row.counterparts.split()) if row.counterparts else ()
+    if not counterparts and row.counterpart:
+        counterparts = (row.counterpart,)
+    return Verdict(
+        state=ThreadState(row.state),
+        subject=row.subject,
+        last_activity=row.last_activity,
+        message_count=row.message_count,
+        awaiting_since=row.awaiting_since,
+        counterpart=row.counterpart,
+        counterparts=counterparts,
+        last_outgoing_message_id=row.last_outgoing_message_id,
+        notes=tuple(row.notes.split("\n")) if row.notes else (),
+        first_unanswered_at=row.first_unanswered_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Mail:
+    thread_id: str
+    date: datetime
+    direction: str
+    kind: str
+    from_addr: str
+    to_addrs: tuple[str, ...]
+    subject: str
+    bounced_addrs: tuple[str, ...]
+    auto_reply_text: str | None
+
+
+def _mails(db: Session, account: str) -> list[_Mail]:
+    rows = db.execute(
+        select(
+            MessageRow.thread_id,
+            MessageRow.date,
+            MessageRow.direction,
+            MessageRow.kind,
+            MessageRow.from_addr,
+            MessageRow.to_addrs,
+            MessageRow.cc_addrs,
+            MessageRow.subject,
+            MessageRow.bounced_addrs,
+            MessageRow.auto_reply_text,
+        ).where(MessageRow.account == account)
+    )
+    return sorted(
+        (
+            _Mail(
+                thread_id=r.thread_id or "",
+                date=r.date,
+                direction=r.direction,
+                kind=r.kind,
+                from_addr=r.from_addr,
+                to_addrs=tuple(f"{r.to_addrs} {r.cc_addrs}".split()),
+                subject=r.subject,
+                bounced_addrs=tuple(r.bounced_addrs.split()) if r.bounced_addrs else (),
+                auto_reply_text=r.auto_reply_text,
+            )
+            for r in rows
+        ),
+        key=lambda m: m.date,
+    )
+
+
+def reply_latencies(mails: Iterable[_Mail]) -> dict[str, list[timedelta]]:
+    """Per address: how long they took to answer the user's messages, thread by thread."""
+    waiting: dict[tuple[str, str], datetime] = {}
+    out: dict[str, list[timedelta]] = defaultdict(list)
+    for m in mails:
+        if m.kind != Kind.HUMAN.value:
+            continue
+        if m.direction == Direction.OUTGOING.value:
+            for to in m.to_addrs:
+                waiting.setdefault((m.thread_id, to), m.date)
+        elif m.direction == Direction.INCOMING.value:
+            sent = waiting.pop((m.thread_id, m.from_addr), None)
+            if sent is not None:
+                out[m.from_addr].append(m.date - sent)
+    return out
+
+
+def _invoice(t: Tracking | None) -> Invoice | None:
+    if t is None or not t.invoice_number or t.due is None:
+        return None
+    try:
+        amount = Decimal(t.amount or "0")
+    except InvalidOperation:
+        amount = Decimal(0)
+    return Invoice(
+        number=t.invoice_number,
+        amount=amount,
+        currency=t.currency or "EUR",
+        due=t.due,
+        paid_at=t.paid_at,
+        attachment=t.attachment,
+    )
+
+
+def gather(
+    db: Session,
+    account: AccountSettings,
+    policy: PolicySettings,
+    *,
+    thread_ids: Collection[str] | None = None,
+    awaiting_only: bool = True,
+) -> list[ThreadFacts]:
+    """ThreadFacts for the account's threads (those awaiting a reply by default)."""
+    query = select(ThreadRow).where(ThreadRow.account == account.name)
+    if thread_ids is not None:
+        query = query.where(ThreadRow.thread_id.in_(list(thread_ids)))
+    elif awaiting_only:
+        query = query.where(ThreadRow.awaiting.is_(True))
+    threads = list(db.scalars(query))
+    if not threads:
+        return []
+    tracking = {
+        t.thread_id: t for t in db.scalars(select(Tracking).where(Tracking.account == account.name))
+    }
+    log: dict[tuple[str, str], list[StepRecord]] = defaultdict(list)
+    for s in db.scalars(select(StepLog).where(StepLog.account == account.name)):
+        log[(s.thread_id, s.anchor)].append(StepRecord(s.step, s.at, s.outcome))
+
+    mails = _mails(db, account.name)
+    by_thread: dict[str, list[_Mail]] = defaultdict(list)
+    for m in mails:
+        by_thread[m.thread_id].append(m)
+    latencies = reply_latencies(mails)
+    contacts = _client_contacts(mails, policy, account.own_addresses())
+
+    facts = []
+    for row in threads:
+        verdict = verdict_of(row)
+        since = verdict.awaiting_since
+        thread_mails = by_thread.get(row.thread_id, [])
+        after = [m for m in thread_mails if since is not None and m.date >= since]
+        client = policy.client_for(verdict.counterparts)
+        known = dict.fromkeys(verdict.counterparts)
+        last_from = None
+        if client is not None:
+            known.update(dict.fromkeys(client.addresses))
+            seen, last_from = contacts.get(client.name, ([], None))
+            known.update(dict.fromkeys(seen))
+        t = tracking.get(row.thread_id)
+        anchor = silence_anchor(verdict)
+        facts.append(
+            ThreadFacts(
+                thread_id=row.thread_id,
+                account=account.name,
+                subject=row.subject,
+                verdict=verdict,
+                stage=t.stage if t else None,
+                counterpart_last_wrote_from=last_from,
+                auto_replies=tuple(
+                    AutoReply(
+                        at=m.date,
+                        body=extract_text((m.auto_reply_text or "").encode("utf-8")),
+                        subject=m.subject,
+                    )
+                    for m in after
+                    if m.kind == Kind.AUTO_REPLY.value
+                ),
+                bounced_addresses=tuple(
+                    dict.fromkeys(
+                        a for m in after if m.kind == Kind.BOUNCE.value for a in m.bounced_addrs
+                    )
+                ),
+                known_addresses=tuple(known),
+                invoice=_invoice(t),
+                stopped=t.stopped if t else None,
+                steps_done=tuple(log.get((row.thread_id, anchor or ""), [])),
+                snoozed_until=t.snoozed_until if t else None,
+                reply_latencies=tuple(
+                    d for a in verdict.counterparts for d in latencies.get(a, [])
+                ),
+                first_unanswered_at=verdict.first_unanswered_at,
+            )
+        )
+    return facts
+
+
+def _client_contacts(
+    mails: list[_Mail], policy: PolicySettings, own: frozenset[str]
+) -> dict[str, tuple[list[str], str]]:
+    """Per client name: the addresses they wrote from (learned aliases included), and
+    the one they wrote from last. One pass over human mail received."""
+    out: dict[str, tuple[list[str], str]] = {}
+    client_of: dict[str, str | None] = {}
+    for m in mails:
+        if m.direction != Direction.INCOMING.value or m.kind != Kind.HUMAN.value:
+            continue
+        if m.from_addr in own:
+            continue
+        if m.from_addr not in client_of:
+            client = policy.client_for([m.from_addr])
+            client_of[m.from_addr] = client.name if client else None
+        name = client_of[m.from_addr]
+        if name is None:
+            continue
+        seen, _ = out.get(name, ([], ""))
+        if m.from_addr not in seen:
+            seen.append(m.from_addr)
+        out[name] = (seen, m.from_addr)
+    return out
