@@ -166,5 +166,5 @@ def analyze_account(
             )
         db.commit()
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
-    log.info("account_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
+    log.debug("account_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
     return verdicts

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 import structlog
@@ -439,45 +440,182 @@ def paid(obj: Context, invoice_number: str) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def demo(obj: Context, as_json: bool) -> None:
-    """Judge a shipped sample mailbox; needs no account, no config, no network.
+    """Replay a shipped sample mailbox; needs no account, no config, no network.
 
-    The sample is the mailbox of Alice Rossi, a freelance web designer, from
-    October to November 2026; the demo looks at it as of 27 Nov 2026 09:00 in
-    Milan (or --now). Nothing is sent.
+    The sample is the mailbox of Alice Rossi, a freelance web designer in Milan,
+    from October to November 2026: prospects, projects and unpaid invoices, an
+    out-of-office reply, a bounce, answers that cancel follow-ups. ghostwatch
+    replays it day by day up to 27 Nov 2026 09:00 (or --now) and shows what it
+    would have done, what awaits a reply, and what comes next. Nothing is sent.
     """
-    from ghostwatch.demo import DEMO_NOW, run_demo
+    from ghostwatch.demo import DEMO_NOW, DEMO_TZ, run_demo
 
     now = obj.clock.now() if isinstance(obj.clock, FixedClock) else DEMO_NOW
-    # Threads whose every message is still in the future at ``now`` don't exist yet.
-    rows = [r for r in run_demo(now) if r.message_count]
-    items = [_thread_item(r, now) for r in rows]
-    if as_json:
-        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+    try:
+        result = run_demo(now)
+    except GhostwatchError as exc:
+        _fail(exc)
         return
-    local = now.astimezone(DEMO_NOW.tzinfo)
+    threads = [r for r in result.threads if r.message_count]
+    threads.sort(key=lambda r: (r.awaiting_since or r.last_activity, r.thread_id))
+    items = [_thread_item(r, now) for r in threads]
+    if as_json:
+        payload = {
+            "now": now.isoformat(),
+            "timeline": [_event_json(e) for e in result.events],
+            "threads": items,
+            "upcoming": [step_json(s) for s in result.upcoming],
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    local = now.astimezone(DEMO_TZ)
     click.echo(
-        "ghostwatch demo: the mailbox of Alice Rossi <alice@rossi-studio.example>, "
-        f"as of {local:%a %d %b %Y %H:%M} (Europe/Rome)\n"
+        "ghostwatch demo: the mailbox of Alice Rossi <alice@rossi-studio.example>, a web "
+        f"designer in Milan,\nreplayed from 1 Oct to {local:%a %d %b %Y %H:%M} (Europe/Rome). "
+        "Nothing is sent.\n"
     )
+    click.echo("What ghostwatch would have done:")
+    _print_timeline(result.events, DEMO_TZ)
     awaiting = [i for i in items if i["state"] == "awaiting_reply"]
-    click.echo(f"{len(awaiting)} of {len(items)} threads await a reply:")
+    click.echo(
+        f"\nAs of {local:%a %d %b %H:%M}, {len(awaiting)} of {len(items)} threads await a reply:"
+    )
     for it in awaiting:
+        days = it["days_silent"]
         click.echo(
-            f"  {it['days_silent']:>3} {'day' if it['days_silent'] == 1 else 'days':<4}  "
-            f"{it['counterpart']}  "
-            f'"{it["subject"]}" (since {it["awaiting_since"][:10]})'
+            f"  {days:>3} {'day' if days == 1 else 'days':<4}  {it['counterpart']}  "
+            f'"{it["subject"]}"'
         )
         for note in it["notes"]:
             click.echo(f"            - {note}")
+    click.echo("\nNext steps:")
+    for step in result.upcoming:
+        click.echo(
+            f"  {step.due_at.astimezone(DEMO_TZ):%a %d %b %H:%M}  {step.counterpart}  "
+            f"{step.step} ({_what(step.action, step.template, step.mode)})"
+        )
+        click.echo(f"      {step.reason}")
     click.echo("\nNot chased, and why:")
     for it in items:
         if it["state"] == "awaiting_reply":
             continue
         why = it["notes"][-1] if it["notes"] else it["state"].replace("_", " ")
         click.echo(f"  {it['subject'][:58]:<58}  {why}")
+
+
+def _what(action: str, template: str | None, mode: str) -> str:
+    if action in ("send", "pause") and template:
+        return f"{action} {template}, {'needs your approval' if mode == 'approve' else 'automatic'}"
+    return f"{action}, {'needs your approval' if mode == 'approve' else 'automatic'}"
+
+
+def _event_json(e: Any) -> dict[str, Any]:
+    return {
+        "at": e.at.isoformat(),
+        "type": e.kind,
+        "thread_id": e.thread_id,
+        "subject": e.subject,
+        "counterpart": e.counterpart,
+        "step": e.step,
+        "action": e.action,
+        "template": e.template,
+        "mode": e.mode,
+        "reason": e.reason,
+    }
+
+
+def _print_timeline(events: Any, tz: Any) -> None:
+    if not events:
+        click.echo("  nothing")
+    for e in events:
+        when = e.at.astimezone(tz)
+        if e.kind == "cancelled":
+            click.echo(f"  {when:%a %d %b %H:%M}  {e.counterpart}  {e.reason}")
+            continue
+        click.echo(
+            f"  {when:%a %d %b %H:%M}  {e.counterpart}  {e.step} "
+            f"({_what(e.action, e.template, e.mode)})"
+        )
+        click.echo(f"      {e.reason}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--from", "start", callback=_parse_now, metavar="DATE", help="Start of the replay.")
+@click.option("--to", "end", callback=_parse_until, metavar="DATE", help="End of the replay.")
+@click.option("--account", "account_name", metavar="NAME", help="Whose mailbox (from the config).")
+@click.option("--address", metavar="ADDR", help="Whose mailbox, without a config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of events.")
+@click.pass_obj
+def replay(
+    obj: Context,
+    source: Path,
+    start: datetime | None,
+    end: datetime | None,
+    account_name: str | None,
+    address: str | None,
+    as_json: bool,
+) -> None:
+    """Replay an mbox file or a Maildir with a simulated clock; never sends.
+
+    Prints the timeline of every step ghostwatch would have taken, and of every
+    step a reply cancelled, using the policies of the config file (or the shipped
+    defaults with --address and no config).
+    """
+    from ghostwatch.policy import PolicySettings
+    from ghostwatch.replay import replay as run_replay
+
+    try:
+        if address is not None:
+            account = _adhoc_account(address)
+            try:
+                policy = obj.settings.policy
+            except GhostwatchError:
+                policy = PolicySettings()
+        else:
+            settings = obj.settings
+            if account_name:
+                account = settings.account(account_name)
+            elif len(settings.accounts) == 1:
+                account = settings.accounts[0]
+            else:
+                raise click.UsageError(
+                    "say whose mailbox this is: --account NAME or --address ADDR"
+                )
+            policy = settings.policy
+        result = run_replay(source, account, policy, start=start, end=end)
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(
+            json.dumps([_event_json(e) for e in result.events], indent=2, ensure_ascii=False)
+        )
+        return
+    tz = ZoneInfo(policy.defaults.time_zone)
+    until = result.end.astimezone(tz)
+    click.echo(f"Replay of {source} as {account.address}, until {until:%a %d %b %Y %H:%M}:")
+    _print_timeline(result.events, tz)
+
+
+def _adhoc_account(address: str) -> Any:
+    from ghostwatch.config import AccountSettings
+
+    try:
+        return AccountSettings.model_validate(
+            {
+                "name": "replay",
+                "address": address,
+                "imap": {"host": "localhost", "username": address, "password_env": "UNUSED"},
+            }
+        )
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{address!r} is not an email address", param_hint="--address"
+        ) from exc
 
 
 def _thread_item(r: Any, now: datetime) -> dict[str, Any]:

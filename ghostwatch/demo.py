@@ -1,21 +1,25 @@
-"""The no-account demo: a shipped sample mailbox, judged at a fixed instant."""
+"""The no-account demo: a shipped sample mailbox, replayed with a simulated clock."""
 
 from __future__ import annotations
 
-import tempfile
-from datetime import datetime
+import tomllib
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from ghostwatch.analyze import analyze_account
 from ghostwatch.config import AccountSettings
-from ghostwatch.localsource import ingest
-from ghostwatch.store import ThreadRow, open_store
+from ghostwatch.policy import PolicySettings
+from ghostwatch.replay import ReplayResult, replay
+from ghostwatch.store import ThreadRow, Tracking
 
-SAMPLE = Path(__file__).parent / "samples" / "demo.mbox"
-DEMO_NOW = datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Europe/Rome"))
+SAMPLES = Path(__file__).parent / "samples"
+SAMPLE = SAMPLES / "demo.mbox"
+DEMO_TZ = ZoneInfo("Europe/Rome")
+DEMO_START = datetime(2026, 10, 1, 0, 0, tzinfo=DEMO_TZ)
+DEMO_NOW = datetime(2026, 11, 27, 9, 0, tzinfo=DEMO_TZ)
 DEMO_ACCOUNT = AccountSettings.model_validate(
     {
         "name": "demo",
@@ -29,17 +33,44 @@ DEMO_ACCOUNT = AccountSettings.model_validate(
         },
     }
 )
+# What Alice would have recorded with `ghostwatch track THREAD --invoice ...`.
+DEMO_INVOICES = (
+    ("2026-014", "1200.00", "EUR", date(2026, 10, 31)),
+    ("2026-011", "850.00", "GBP", date(2026, 10, 30)),
+)
 
 
-def run_demo(now: datetime = DEMO_NOW, source: Path = SAMPLE) -> list[ThreadRow]:
-    """Ingest the sample into a throwaway store, judge it at ``now``, return threads."""
-    with tempfile.TemporaryDirectory(prefix="ghostwatch-demo-") as tmp:
-        sessions = open_store(f"sqlite:///{Path(tmp) / 'demo.db'}")
-        ingest(source, DEMO_ACCOUNT, sessions, now)
-        analyze_account(sessions, DEMO_ACCOUNT, now)
-        with sessions() as db:
-            rows = list(db.scalars(select(ThreadRow)))
-        sessions.kw["bind"].dispose()
-    order = {"awaiting_reply": 0, "answered_elsewhere": 1, "answered": 2, "owed_by_user": 3}
-    rows.sort(key=lambda r: (order.get(r.state, 9), r.awaiting_since or r.last_activity))
-    return rows
+def demo_policy() -> PolicySettings:
+    with (SAMPLES / "demo.toml").open("rb") as fh:
+        return PolicySettings.model_validate(tomllib.load(fh))
+
+
+def _track_invoices(sessions: sessionmaker[Session], now: datetime) -> None:
+    with sessions() as db:
+        for number, amount, currency, due in DEMO_INVOICES:
+            for row in db.scalars(select(ThreadRow).where(ThreadRow.subject.contains(number))):
+                db.add(
+                    Tracking(
+                        account=row.account,
+                        thread_id=row.thread_id,
+                        stage="payment",
+                        invoice_number=number,
+                        amount=amount,
+                        currency=currency,
+                        due=due,
+                        updated_at=now,
+                    )
+                )
+        db.commit()
+
+
+def run_demo(now: datetime = DEMO_NOW, source: Path = SAMPLE) -> ReplayResult:
+    """Replay the sample from 1 Oct 2026 to ``now``; nothing is sent."""
+    return replay(
+        source,
+        DEMO_ACCOUNT,
+        demo_policy(),
+        start=min(DEMO_START, now),
+        end=now,
+        setup=_track_invoices,
+    )

@@ -7,6 +7,7 @@ plain values. Nothing here decides anything.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -173,8 +174,10 @@ def gather(
         last_from = None
         if client is not None:
             known.update(dict.fromkeys(client.addresses))
-            seen, last_from = contacts.get(client.name, ([], None))
+            seen, wrote_from = contacts.get(client.name, ([], None))
             known.update(dict.fromkeys(seen))
+            if wrote_from and _same_person(wrote_from, verdict.counterparts, client.addresses):
+                last_from = wrote_from
         t = tracking.get(row.thread_id)
         anchor = silence_anchor(verdict)
         facts.append(
@@ -211,6 +214,18 @@ def gather(
             )
         )
     return facts
+
+
+def _same_person(addr: str, counterparts: tuple[str, ...], listed: list[str]) -> bool:
+    """Whether ``addr`` is plausibly another address of the person we wrote to, not
+    a colleague of theirs: it is on the client's own list of addresses, or shares
+    the first word of its local part ("elena" in elena.bassi@...)."""
+    if addr in listed and any(c in listed for c in counterparts):
+        return True
+    first = re.split(r"[._+-]", addr.partition("@")[0], maxsplit=1)[0]
+    return any(
+        re.split(r"[._+-]", c.partition("@")[0], maxsplit=1)[0] == first for c in counterparts
+    )
 
 
 def _client_contacts(
