@@ -1,0 +1,170 @@
+"""The policy engine over mail that real Dovecot and Postfix produced, driven from
+the CLI as a user would: sync, plan, explain, track, paid, stop."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mailbuilder import make_mail
+from mailenv import LONG_AGO, Env, _seq, make_env
+from mailstack import MailStack
+
+pytestmark = pytest.mark.mailstack
+ROME = ZoneInfo("Europe/Rome")
+
+
+@pytest.fixture
+def env(mailstack: MailStack, tmp_path: Path) -> Env:
+    return make_env(mailstack, tmp_path)
+
+
+def _config(env: Env, tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[database]
+url = "{env.db_url}"
+
+[[accounts]]
+name = "{env.account.name}"
+address = "{env.address}"
+[accounts.imap]
+host = "127.0.0.1"
+port = {env.stack.imap_port}
+security = "none"
+username = "{env.address}"
+password_command = "echo {env.password}"
+
+[defaults]
+time_zone = "Europe/Rome"
+country = "IT"
+{extra}
+"""
+    )
+    return path
+
+
+def gw(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _plan(config: Path, now: str) -> list[dict[str, object]]:
+    done = gw(config, "--now", now, "plan", "--json")
+    assert done.returncode == 0, done.stderr
+    items: list[dict[str, object]] = json.loads(done.stdout)
+    return items
+
+
+def test_a_sieve_vacation_reply_postpones_the_next_step(env: Env, tmp_path: Path) -> None:
+    """A real Sieve vacation reply (no return date in it) is not an answer: the nudge
+    waits the configured 3 business days after it instead of going out now."""
+    client = f"away{next(_seq)}@client.test"
+    env.stack.add_user(client, "pw")
+    env.stack.set_vacation(client, "Out of office", "I am away, with limited access to email.")
+    raw = make_mail(frm=env.address, to=client, subject="Proposal", msgid="<pv1@example.test>",
+                    date=LONG_AGO)  # fmt: skip
+    env.stack.append(env.address, "Sent", raw, LONG_AGO)
+    env.stack.deliver(env.address, [client], raw)
+    [auto] = env.stack.wait_for_messages(env.address, "INBOX", 1)
+    auto_at = email.utils.parsedate_to_datetime(BytesHeaderParser().parsebytes(auto)["Date"])
+    now = (auto_at + timedelta(hours=1)).isoformat()
+    config = _config(env, tmp_path)
+    assert gw(config, "--now", now, "sync").returncode == 0
+    thread_id = env.thread_of("<pv1@example.test>").thread_id
+    [step] = _plan(config, now)
+    assert step["thread_id"] == thread_id
+    assert step["step"] == "nudge"
+    assert datetime.fromisoformat(str(step["due_at"])) >= auto_at + timedelta(days=3)
+    explained = gw(config, "--now", now, "explain", thread_id)
+    assert explained.returncode == 0, explained.stderr
+    assert "auto-reply" in explained.stdout
+
+
+def test_an_out_of_office_return_date_moves_the_nudge_past_it(env: Env, tmp_path: Path) -> None:
+    sent = datetime(2026, 11, 18, 10, 0, tzinfo=ROME)
+    raw = make_mail(frm=env.address, to="luca@client.test", subject="Mockup",
+                    msgid="<oof1@example.test>", date=sent)  # fmt: skip
+    env.stack.append(env.address, "Sent", raw, sent)
+    auto = make_mail(
+        frm="luca@client.test", to=env.address, subject="Risposta automatica: Fuori sede",
+        msgid="<oof2@client.test>", date=sent + timedelta(minutes=1),
+        in_reply_to="<oof1@example.test>", headers={"Auto-Submitted": "auto-replied"},
+        body="Sono fuori ufficio fino al 30 novembre con accesso limitato alla posta.",
+    )  # fmt: skip
+    env.stack.append(env.address, "INBOX", auto, sent + timedelta(minutes=1))
+    config = _config(env, tmp_path)
+    now = "2026-11-20T10:00:00+01:00"
+    assert gw(config, "--now", now, "sync").returncode == 0
+    [step] = _plan(config, now)
+    assert step["step"] == "nudge"
+    # Without the auto-reply: 5 business days after Wed 18 Nov, i.e. Wed 25 Nov.
+    assert step["due_at"] == "2026-12-01T09:00:00+01:00"
+    assert "30 novembre" in str(step["reason"])
+
+
+def test_a_postfix_bounce_halts_the_thread(env: Env, tmp_path: Path) -> None:
+    raw = make_mail(frm=env.address, to="gone@client.test", subject="Quote",
+                    msgid="<pb1@example.test>", date=LONG_AGO)  # fmt: skip
+    env.stack.append(env.address, "Sent", raw, LONG_AGO)
+    env.stack.deliver(env.address, ["gone@client.test"], raw)
+    [bounce] = env.stack.wait_for_messages(env.address, "INBOX", 1)
+    bounced_at = email.utils.parsedate_to_datetime(BytesHeaderParser().parsebytes(bounce)["Date"])
+    now = (bounced_at + timedelta(hours=1)).isoformat()
+    config = _config(env, tmp_path)
+    assert gw(config, "--now", now, "sync").returncode == 0
+    thread_id = env.thread_of("<pb1@example.test>").thread_id
+    [step] = _plan(config, now)
+    assert step["step"] == "check_address"
+    assert step["action"] == "task"
+    explained = gw(config, "--now", now, "explain", thread_id)
+    assert "bounced" in explained.stdout
+
+
+def test_track_paid_and_stop_from_the_command_line(env: Env, tmp_path: Path) -> None:
+    sent = datetime(2026, 10, 1, 10, 0, tzinfo=ROME)
+    env.stack.append(env.address, "Sent", make_mail(
+        frm=env.address, to="ap@client.test", subject="Invoice 2026-014",
+        msgid="<inv1@example.test>", date=sent), sent)  # fmt: skip
+    env.stack.append(env.address, "Sent", make_mail(
+        frm=env.address, to="mark@agency.test", subject="Proposal",
+        msgid="<pro1@example.test>", date=sent), sent)  # fmt: skip
+    config = _config(env, tmp_path)
+    now = "2026-12-02T10:00:00+01:00"
+    assert gw(config, "--now", now, "sync").returncode == 0
+    invoice_thread = env.thread_of("<inv1@example.test>").thread_id
+    prospect_thread = env.thread_of("<pro1@example.test>").thread_id
+
+    bad = gw(config, "track", invoice_thread, "--stage", "nonsense")
+    assert bad.returncode == 2
+    assert "no policy 'nonsense'" in bad.stderr
+    done = gw(config, "--now", now, "track", invoice_thread, "--stage", "payment",
+              "--invoice", "2026-014", "--amount", "1200.00", "--currency", "eur",
+              "--due", "2026-10-31")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    steps = {s["thread_id"]: s for s in _plan(config, now)}
+    assert steps[invoice_thread]["stage"] == "payment"
+    assert steps[prospect_thread]["stage"] == "prospect"
+
+    assert gw(config, "--now", now, "paid", "2026-014").returncode == 0
+    assert gw(config, "--now", now, "stop", prospect_thread).returncode == 0
+    assert _plan(config, now) == []
+    unknown = gw(config, "paid", "1999-001")
+    assert unknown.returncode == 1
+    assert "no thread tracks invoice" in unknown.stderr
+    explained = gw(config, "--now", now, "explain", prospect_thread)
+    assert "stopped" in explained.stdout
