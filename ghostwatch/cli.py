@@ -277,6 +277,13 @@ def explain(obj: Context, thread_id: str, account_name: str | None) -> None:
     click.echo(f"  status: {result.status}")
     for line in result.lines:
         click.echo(f"  {line}")
+    client = settings.policy.client_for(facts.verdict.counterparts)
+    if client is not None:
+        listed = set(client.addresses) | set(facts.verdict.counterparts)
+        learned = [a for a in facts.known_addresses if a not in listed]
+        click.echo(f"  client: {client.name}; phone: {client.phone or 'none on file'}")
+        if learned:
+            click.echo(f"  also writes from (learned, not in the config): {', '.join(learned)}")
 
 
 def _account_of_thread(db: Any, settings: Settings, thread_id: str, name: str | None) -> Any:

@@ -23,7 +23,7 @@ from ghostwatch.addresses import check_address
 from ghostwatch.errors import ConfigError
 from ghostwatch.policy import PolicySettings
 
-POLICY_KEYS = ("defaults", "clients", "rules", "policies")
+POLICY_KEYS = ("defaults", "clients", "rules", "policies", "payment_notices")
 
 DEFAULT_SEARCH_PATHS = (
     Path("~/.config/ghostwatch/config.toml"),

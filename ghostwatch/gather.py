@@ -161,6 +161,9 @@ def gather(
     for m in mails:
         by_thread[m.thread_id].append(m)
     latencies = reply_latencies(mails)
+    notices = policy.payment_notices
+    late = _late_payers(db, account.name, tracking.values(), policy)
+    incoming = [m for m in mails if m.direction == Direction.INCOMING.value]
     contacts = _client_contacts(mails, policy, account.own_addresses())
 
     facts = []
@@ -180,6 +183,19 @@ def gather(
                 last_from = wrote_from
         t = tracking.get(row.thread_id)
         anchor = silence_anchor(verdict)
+        payment_seen = None
+        if t is not None and t.invoice_number and notices.senders:
+            payment_seen = next(
+                (
+                    m.date
+                    for m in incoming
+                    if notices.matches(m.from_addr, m.subject, t.invoice_number)
+                ),
+                None,
+            )
+        days_late = tuple(
+            d for tid, d in late.get(client.name if client else "", []) if tid != row.thread_id
+        )
         facts.append(
             ThreadFacts(
                 thread_id=row.thread_id,
@@ -211,9 +227,32 @@ def gather(
                     d for a in verdict.counterparts for d in latencies.get(a, [])
                 ),
                 first_unanswered_at=verdict.first_unanswered_at,
+                payment_seen_at=payment_seen,
+                days_late_history=days_late,
             )
         )
     return facts
+
+
+def _late_payers(
+    db: Session, account: str, tracked: Iterable[Tracking], policy: PolicySettings
+) -> dict[str, list[tuple[str, int]]]:
+    """Per client name: (thread id, days after the due date) of each paid invoice."""
+    paid = {t.thread_id: t for t in tracked if t.paid_at is not None and t.due is not None}
+    if not paid:
+        return {}
+    rows = db.execute(
+        select(ThreadRow.thread_id, ThreadRow.counterparts, ThreadRow.counterpart).where(
+            ThreadRow.account == account, ThreadRow.thread_id.in_(list(paid))
+        )
+    )
+    out: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for tid, counterparts, counterpart in rows:
+        client = policy.client_for((counterparts or counterpart or "").split())
+        t = paid[tid]
+        if client is not None and t.paid_at is not None and t.due is not None:
+            out[client.name].append((tid, max((t.paid_at.date() - t.due).days, 0)))
+    return out
 
 
 def _same_person(addr: str, counterparts: tuple[str, ...], listed: list[str]) -> bool:

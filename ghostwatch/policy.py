@@ -540,6 +540,42 @@ class Policy(_Strict):
 # --- the policy settings ----------------------------------------------------------------
 
 
+class PaymentNotices(_Strict):
+    """Mail that says an invoice was paid (a bank, PayPal, Stripe, your accountant).
+
+    A message from one of ``senders`` (addresses or shell-style globs) whose subject
+    matches one of ``subject_patterns`` (regular expressions; any subject when there
+    are none) and mentions the invoice number stops that invoice's payment steps.
+    """
+
+    senders: list[str] = Field(default_factory=list)
+    subject_patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("senders")
+    @classmethod
+    def _senders(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower() for v in value if v.strip()]
+
+    @field_validator("subject_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"subject pattern {pattern!r}: {exc}") from exc
+        return value
+
+    def matches(self, sender: str, subject: str, invoice_number: str) -> bool:
+        if not self.senders or invoice_number not in subject:
+            return False
+        if not any(fnmatch.fnmatchcase(sender.lower(), s) for s in self.senders):
+            return False
+        return not self.subject_patterns or any(
+            re.search(p, subject) for p in self.subject_patterns
+        )
+
+
 class PolicySettings(_Strict):
     """The policy part of the config file.
 
@@ -552,6 +588,7 @@ class PolicySettings(_Strict):
     clients: list[Client] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     policies: dict[str, Policy] = Field(default_factory=lambda: dict(DEFAULT_POLICIES))
+    payment_notices: PaymentNotices = Field(default_factory=PaymentNotices)
 
     @model_validator(mode="before")
     @classmethod
