@@ -26,7 +26,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from types import MappingProxyType
@@ -128,10 +128,16 @@ class Calendar:
     window_end: time = time(17, 0)
     workdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})
     extra_holidays: frozenset[date] = frozenset()
+    # Memo of is_business_day: planning asks about the same few weeks for every thread.
+    # Not part of the value: excluded from equality, hashing and repr.
+    _business_days: dict[date, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _zone: ZoneInfo | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         try:
-            ZoneInfo(self.tz)
+            object.__setattr__(self, "_zone", ZoneInfo(self.tz))
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(
                 f"unknown time zone {self.tz!r}: use an IANA name such as 'Europe/Rome', "
@@ -181,7 +187,7 @@ class Calendar:
 
     def zone(self) -> ZoneInfo:
         """The calendar's time zone."""
-        return ZoneInfo(self.tz)
+        return self._zone or ZoneInfo(self.tz)
 
     def local(self, t: datetime) -> datetime:
         """``t`` (aware) as local time in the calendar's zone."""
@@ -210,8 +216,13 @@ class Calendar:
 
     def is_business_day(self, d: date) -> bool:
         """A workday that is not a holiday."""
+        known = self._business_days.get(d)
+        if known is not None and type(d) is date:
+            return known
         d = _plain_date(d)
-        return d.weekday() in self.workdays and not self.is_holiday(d)
+        result = d.weekday() in self.workdays and not self.is_holiday(d)
+        self._business_days[d] = result
+        return result
 
     def next_business_day(self, d: date, *, include_today: bool = False) -> date:
         """The first business day after ``d`` (or ``d`` itself when ``include_today``)."""
