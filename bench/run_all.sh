@@ -25,5 +25,6 @@ run() {
 }
 
 run bench/sync_bench.py "$@"
+run bench/plan_100k.py
 
 exit "$status"

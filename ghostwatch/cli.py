@@ -100,6 +100,16 @@ def check_config(obj: Context) -> None:
     click.echo(f"  database: {settings.database.url}")
     if not settings.accounts:
         click.echo("  warning: no [[accounts]] configured; nothing to sync")
+    policy = settings.policy
+    click.echo(
+        f"  defaults: stage {policy.defaults.stage}, time zone {policy.defaults.time_zone}"
+        + (f", holidays of {policy.defaults.country}" if policy.defaults.country else "")
+    )
+    click.echo(
+        "  policies: "
+        + ", ".join(f"{name} ({len(p.steps)} steps)" for name, p in sorted(policy.policies.items()))
+    )
+    click.echo(f"  {len(policy.clients)} client(s), {len(policy.rules)} rule(s)")
     for account in settings.accounts:
         aliases = f" (+{len(account.aliases)} aliases)" if account.aliases else ""
         smtp = f", SMTP {account.smtp.host}" if account.smtp else ""
