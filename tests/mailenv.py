@@ -91,5 +91,3 @@ def make_env(mailstack: MailStack, tmp_path: Path) -> Env:
     url = f"sqlite:///{tmp_path / 'gw.db'}"
     account = account_for(mailstack, address, password)
     return Env(mailstack, address, password, account, open_store(url), url)
-
-

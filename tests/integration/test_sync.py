@@ -27,6 +27,7 @@ def env(mailstack: MailStack, tmp_path: Path) -> Env:
     """A fresh user (so tests never see each other's mail) and a fresh SQLite store."""
     return make_env(mailstack, tmp_path)
 
+
 def test_a_reply_delivered_through_postfix_closes_the_thread(env: Env) -> None:
     env.sent("bob@client.test", "Proposal for the new site", "<p1@example.test>", 5)
     env.sync()
