@@ -28,6 +28,8 @@ from ghostwatch.policy import PolicySettings
 from ghostwatch.store import MessageRow, StepLog, ThreadRow, open_store
 
 MAX_ITERATIONS = 100_000
+# The simulated clock must see each message only once it was sent.
+NO_SKEW = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,8 @@ def _run(
     stop_at = end or dates[-1] + timedelta(days=14)
     if stop_at <= now:
         raise GhostwatchError("--to must be later than --from")
-    analyze_account(sessions, account, now)  # thread ids exist before setup runs
+    # Thread ids must exist before setup runs.
+    analyze_account(sessions, account, now, clock_skew=NO_SKEW)
     if setup is not None:
         setup(sessions, now)
 
@@ -106,7 +109,7 @@ def _run(
     pending: dict[str, PlannedStep] = {}
     arrivals = [d for d in dates if d > now]
     for _ in range(MAX_ITERATIONS):
-        analyze_account(sessions, account, now)
+        analyze_account(sessions, account, now, clock_skew=NO_SKEW)
         with sessions() as db:
             facts = {f.thread_id: f for f in gather(db, account, policy)}
             planned = engine.plan(facts.values(), policy, now)
@@ -151,7 +154,7 @@ def _run(
     else:
         raise GhostwatchError("replay did not settle; this is a bug, please report it")
     events.sort(key=lambda e: (e.at, e.thread_id))
-    analyze_account(sessions, account, stop_at)
+    analyze_account(sessions, account, stop_at, clock_skew=NO_SKEW)
     with sessions() as db:
         upcoming = engine.plan(gather(db, account, policy), policy, stop_at)
         threads = list(db.scalars(select(ThreadRow).where(ThreadRow.account == account.name)))

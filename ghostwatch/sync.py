@@ -23,7 +23,7 @@ from ghostwatch.classify import Kind, parse_bounce
 from ghostwatch.config import AccountSettings
 from ghostwatch.imap import Fetched, FolderStatus, ImapSession
 from ghostwatch.message import FETCH_HEADERS, parse_headers
-from ghostwatch.store import Folder, MessageRow
+from ghostwatch.store import Folder, MessageRow, ThreadRow
 from ghostwatch.threads import parse_msgid_list
 
 log = structlog.get_logger("ghostwatch.sync")
@@ -348,6 +348,14 @@ class Syncer:
             res.new += len(rows)
 
 
+def _judged(sessions: sessionmaker[Session], account: str) -> bool:
+    with sessions() as db:
+        return (
+            db.scalar(select(ThreadRow.thread_id).where(ThreadRow.account == account).limit(1))
+            is not None
+        )
+
+
 def sync_account(
     account: AccountSettings,
     sessions: sessionmaker[Session],
@@ -367,7 +375,10 @@ def sync_account(
         result = Syncer(account, session, sessions, now, progress).run()
     finally:
         session.logout()
-    analyze_account(sessions, account, now)
+    if result.changed or not _judged(sessions, account.name):
+        # Nothing new: the stored judgment stands (it depends on the mail, not on
+        # the clock), so a quiet poll costs neither IMAP traffic nor CPU.
+        analyze_account(sessions, account, now)
     log.info(
         "account_synced",
         account=account.name,

@@ -329,3 +329,22 @@ def test_sync_and_judgment_into_postgresql(env: Env, request: pytest.FixtureRequ
     assert states["carol@client.test"] == "awaiting_reply"
     assert "answered" in states.values()
     sessions.kw["bind"].dispose()
+
+
+def test_a_reply_whose_clock_runs_ahead_still_answers(env: Env) -> None:
+    """The client's Date header says three hours from now: it has arrived all the same."""
+    env.sent("bob@client.test", "Plans", "<sk1@example.test>", 2)
+    env.received("bob@client.test", "Re: Plans", "<sk2@client.test>", -0.125,
+                 in_reply_to="<sk1@example.test>")  # fmt: skip
+    env.sync()
+    assert env.thread_of("<sk1@example.test>").state == "answered"
+
+
+def test_a_quiet_resync_keeps_the_judgment_without_recomputing_it(env: Env) -> None:
+    env.sent("bob@client.test", "Quiet", "<q1@example.test>", 2)
+    env.sync()
+    with env.sessions() as db:
+        before = db.scalar(select(ThreadRow.updated_at))
+    env.sync(NOW + timedelta(hours=1))
+    with env.sessions() as db:
+        assert db.scalar(select(ThreadRow.updated_at)) == before
