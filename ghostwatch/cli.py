@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ghostwatch import __version__
 from ghostwatch.clock import Clock, FixedClock, SystemClock
-from ghostwatch.config import Settings, load_config
+from ghostwatch.config import AccountSettings, Settings, load_config
 from ghostwatch.errors import GhostwatchError
 from ghostwatch.log import configure_logging
 
@@ -38,6 +38,10 @@ class Context:
             self._settings, self.settings_path = load_config(self.config_path)
             configure_logging(self._settings.log.level, self._settings.log.format)
         return self._settings
+
+    def accounts(self, name: str | None) -> list[AccountSettings]:
+        """The named account, or every configured one."""
+        return [self.settings.account(name)] if name else list(self.settings.accounts)
 
     def sessions(self) -> Any:
         from ghostwatch.store import open_store
@@ -128,8 +132,7 @@ def sync(obj: Context, account_name: str | None, quiet: bool) -> None:
     from ghostwatch.sync import sync_account
 
     try:
-        settings = obj.settings
-        accounts = [settings.account(account_name)] if account_name else settings.accounts
+        accounts = obj.accounts(account_name)
         sessions = obj.sessions()
     except GhostwatchError as exc:
         _fail(exc)
@@ -238,7 +241,7 @@ def plan(obj: Context, until: datetime | None, as_json: bool, account_name: str 
 
     try:
         settings = obj.settings
-        accounts = [settings.account(account_name)] if account_name else settings.accounts
+        accounts = obj.accounts(account_name)
         sessions = obj.sessions()
     except GhostwatchError as exc:
         _fail(exc)

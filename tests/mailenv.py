@@ -5,6 +5,8 @@ from __future__ import annotations
 import email.utils
 import itertools
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -91,3 +93,37 @@ def make_env(mailstack: MailStack, tmp_path: Path) -> Env:
     url = f"sqlite:///{tmp_path / 'gw.db'}"
     account = account_for(mailstack, address, password)
     return Env(mailstack, address, password, account, open_store(url), url)
+
+
+def write_config(env: Env, path: Path, *, db_url: str | None = None, name: str | None = None,
+                 password_command: str | None = None, extra: str = "") -> Path:  # fmt: skip
+    """A config file for ``env``'s account, as a user would write it."""
+    path.write_text(
+        f"""
+[database]
+url = "{db_url or env.db_url}"
+
+[[accounts]]
+name = "{name or env.account.name}"
+address = "{env.address}"
+[accounts.imap]
+host = "127.0.0.1"
+port = {env.stack.imap_port}
+security = "none"
+username = "{env.address}"
+password_command = "{password_command or "echo " + env.password}"
+{extra}
+"""
+    )
+    return path
+
+
+def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ghostwatch --config CONFIG ARGS`` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -15,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbuilder import make_mail
-from mailenv import LONG_AGO, Env, _seq, make_env
+from mailenv import LONG_AGO, Env, _seq, make_env, run_cli, write_config
 from mailstack import MailStack
 
 pytestmark = pytest.mark.mailstack
@@ -27,40 +25,12 @@ def env(mailstack: MailStack, tmp_path: Path) -> Env:
     return make_env(mailstack, tmp_path)
 
 
-def _config(env: Env, tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[database]
-url = "{env.db_url}"
-
-[[accounts]]
-name = "{env.account.name}"
-address = "{env.address}"
-[accounts.imap]
-host = "127.0.0.1"
-port = {env.stack.imap_port}
-security = "none"
-username = "{env.address}"
-password_command = "echo {env.password}"
-
-[defaults]
-time_zone = "Europe/Rome"
-country = "IT"
-{extra}
-"""
-    )
-    return path
+def _config(env: Env, tmp_path: Path) -> Path:
+    extra = '[defaults]\ntime_zone = "Europe/Rome"\ncountry = "IT"\n'
+    return write_config(env, tmp_path / "config.toml", extra=extra)
 
 
-def gw(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+gw = run_cli
 
 
 def _plan(config: Path, now: str) -> list[dict[str, object]]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from ghostwatch.imap import connect, connect_with_retry
 from ghostwatch.store import Folder, MessageRow, ThreadRow, open_store
 from ghostwatch.sync import Syncer, sync_account
 from mailbuilder import make_mail
-from mailenv import LONG_AGO, NOW, Env, _seq, account_for, make_env
+from mailenv import LONG_AGO, NOW, Env, _seq, account_for, make_env, run_cli, write_config
 from mailstack import MailStack
 
 pytestmark = pytest.mark.mailstack
@@ -238,44 +236,18 @@ def test_an_unreachable_server_is_retried_with_backoff(env: Env) -> None:
     assert slept == [1.5, 3.0]
 
 
-def _run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_sync_then_status_json(env: Env, tmp_path: Path) -> None:
     env.sent("bob@client.test", "Website quote", "<cli1@example.test>", 6)
     env.sent("carol@client.test", "Logo", "<cli2@example.test>", 3)
     env.received("carol@client.test", "Re: Logo", "<cli3@client.test>", 1,
                  in_reply_to="<cli2@example.test>")  # fmt: skip
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[database]
-url = "{env.db_url}-cli"
-
-[[accounts]]
-name = "work"
-address = "{env.address}"
-[accounts.imap]
-host = "127.0.0.1"
-port = {env.stack.imap_port}
-security = "none"
-username = "{env.address}"
-password_command = "echo {env.password}"
-"""
-    )
-    done = _run_cli(config, "--now", NOW.isoformat(), "sync")
+    config = write_config(env, tmp_path / "config.toml", db_url=env.db_url + "-cli", name="work")
+    done = run_cli(config, "--now", NOW.isoformat(), "sync")
     assert done.returncode == 0, done.stderr
     assert "work: 3 new message(s) in 2 folder(s)" in done.stdout
-    again = _run_cli(config, "--now", NOW.isoformat(), "sync")
+    again = run_cli(config, "--now", NOW.isoformat(), "sync")
     assert "0 new message(s) in 2 folder(s), 2 unchanged" in again.stdout
-    status = _run_cli(config, "--now", NOW.isoformat(), "status", "--json")
+    status = run_cli(config, "--now", NOW.isoformat(), "status", "--json")
     assert status.returncode == 0, status.stderr
     items = json.loads(status.stdout)
     assert [i["subject"] for i in items] == ["Website quote"]
@@ -291,23 +263,9 @@ password_command = "echo {env.password}"
 
 
 def test_cli_reports_a_wrong_password_clearly(env: Env, tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[database]
-url = "{env.db_url}-bad"
-[[accounts]]
-name = "work"
-address = "{env.address}"
-[accounts.imap]
-host = "127.0.0.1"
-port = {env.stack.imap_port}
-security = "none"
-username = "{env.address}"
-password_command = "echo nope"
-"""
-    )
-    done = _run_cli(config, "sync")
+    config = write_config(env, tmp_path / "config.toml", db_url=env.db_url + "-bad",
+                          name="work", password_command="echo nope")  # fmt: skip
+    done = run_cli(config, "sync")
     assert done.returncode == 1
     assert "account 'work'" in done.stderr and "refused" in done.stderr
     assert "nope" not in done.stderr
