@@ -98,7 +98,9 @@ def analyze_account(
         query = select(*_COLUMNS).where(MessageRow.account == account.name)
         # Streamed in batches, and the strings that repeat across a mailbox (addresses,
         # subjects of a thread) shared: a 60,000-message mailbox fits in ~100 MB.
-        result = db.execute(query.execution_options(yield_per=2000))
+        # On the Core connection rows stream from the cursor (an ORM execute would
+        # fetch them all first; its yield_per streams too but costs more time).
+        result = db.connection().execute(query.execution_options(stream_results=True))
         for r in result:
             to_addrs, cc_addrs = _split(r.to_addrs), _split(r.cc_addrs)
             from_addr = intern(r.from_addr)
@@ -108,7 +110,7 @@ def analyze_account(
                     key=r.id,
                     message_id=r.message_id,
                     in_reply_to=r.in_reply_to,
-                    references=_split(r.references),
+                    references=_split(r.references),  # interned: long threads repeat ids
                     subject=subject,
                     date=r.date,
                     participants=frozenset(
