@@ -252,15 +252,47 @@ class MailStack:
     ``root`` must be reachable by uid 65534 (every parent directory world-
     executable), so a directory from ``tempfile.mkdtemp()`` works and pytest's
     ``tmp_path`` (under a 0700 directory) does not.
+
+    Optional, off by default (the plain ``smtp_port`` never changes):
+
+    ``submission=True``
+        A second Postfix listener on ``submission_port`` that behaves like a
+        provider's submission service: SMTP AUTH checked by Dovecot (Postfix
+        ``smtpd_sasl_type = dovecot``, PLAIN and LOGIN, the stack's users and
+        passwords), nothing accepted without it, and even an authenticated
+        sender may only reach the stack's domains; anything else is refused at
+        RCPT time (``554 5.7.1 <addr>: Relay access denied``) instead of
+        bouncing later.
+    ``tls_chain=PATH`` (needs ``submission=True``)
+        A PEM file with the private key followed by its certificate chain (what
+        trustme's ``LeafCert.private_key_and_cert_chain_pem`` writes). The
+        submission port then requires STARTTLS (RFC 3207) and offers AUTH only
+        after it, and ``smtps_port`` speaks implicit TLS (RFC 8314) with the
+        same AUTH and relay rules.
     """
 
     host = "127.0.0.1"
     #: IMAP hierarchy separator of the inbox namespace ("Clients/Acme").
     separator = "/"
 
-    def __init__(self, root: Path, domains: Sequence[str] = DEFAULT_DOMAINS) -> None:
+    def __init__(
+        self,
+        root: Path,
+        domains: Sequence[str] = DEFAULT_DOMAINS,
+        *,
+        submission: bool = False,
+        tls_chain: Path | None = None,
+    ) -> None:
         if not domains:
             raise ValueError("MailStack needs at least one mail domain")
+        if tls_chain is not None and not submission:
+            raise ValueError("tls_chain is used by the submission ports: pass submission=True")
+        self.submission = submission
+        self.tls_chain = Path(tls_chain) if tls_chain is not None else None
+        #: Authenticated submission (see the class docstring); 0 unless enabled.
+        self.submission_port = 0
+        #: Implicit-TLS submission; 0 unless ``tls_chain`` is given.
+        self.smtps_port = 0
         self.root = Path(root).resolve()
         self.domains: tuple[str, ...] = tuple(d.lower() for d in domains)
         self.imap_port = 0
@@ -305,7 +337,13 @@ class MailStack:
         if self._started:
             raise MailStackError("MailStack already started")
         self._check_environment()
-        self.imap_port, self.lmtp_port, self.smtp_port = _reserve_ports(3)
+        extra = (1 if self.submission else 0) + (1 if self.tls_chain is not None else 0)
+        ports = _reserve_ports(3 + extra)
+        self.imap_port, self.lmtp_port, self.smtp_port = ports[:3]
+        if self.submission:
+            self.submission_port = ports[3]
+        if self.tls_chain is not None:
+            self.smtps_port = ports[4]
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         for sub in (self.dovecot_conf.parent, self.postfix_dir):
@@ -344,7 +382,9 @@ class MailStack:
             self.stop_dovecot()
         except MailStackError as exc:
             errors.append(str(exc))
-        _release_ports((self.imap_port, self.lmtp_port, self.smtp_port))
+        _release_ports(
+            (self.imap_port, self.lmtp_port, self.smtp_port, self.submission_port, self.smtps_port)
+        )
         self._started = False
         atexit.unregister(self.stop)
         if errors:
@@ -420,7 +460,11 @@ class MailStack:
         with contextlib.suppress(FileNotFoundError, ValueError):
             self._postfix_pid = int(pid_file.read_text().split()[0])
         if result.returncode != 0 or not _wait_until(
-            lambda: _greets(self.smtp_port, b"220"), _START_TIMEOUT
+            lambda: (
+                _greets(self.smtp_port, b"220")
+                and (not self.submission or _greets(self.submission_port, b"220"))
+            ),
+            _START_TIMEOUT,
         ):
             raise MailStackError(
                 f"Postfix did not start (postfix start exit status {result.returncode}, "
@@ -574,6 +618,17 @@ plugin {{
   sieve = file:~/sieve;active=~/.dovecot.sieve
 }}
 """
+        if self.submission:
+            conf += f"""
+# Postfix's submission ports ask Dovecot to check SMTP AUTH (smtpd_sasl_type = dovecot).
+service auth {{
+  unix_listener {self._sasl_socket.name} {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+"""
         self.dovecot_conf.write_text(conf)
 
     def _write_postfix_conf(self) -> None:
@@ -636,6 +691,7 @@ maximal_backoff_time = 5s
                 continue
             fields[4] = "n"
             lines.append("  ".join(fields))
+        lines += self._submission_services()
         (pf / "master.cf").write_text("\n".join(lines) + "\n")
         # Postfix won't read a config file modified within the current second (it
         # might be half-written) and re-checks every 0.3 s; backdating the files
@@ -643,6 +699,47 @@ maximal_backoff_time = 5s
         past = time.time() - 10
         for name in ("main.cf", "master.cf"):
             os.utime(pf / name, (past, past))
+
+    @property
+    def _sasl_socket(self) -> Path:
+        return self._base_dir / "auth-postfix"
+
+    def _submission_services(self) -> list[str]:
+        """master.cf lines for the optional submission (and smtps) listeners."""
+        if not self.submission:
+            return []
+        common = [
+            "  -o smtpd_sasl_auth_enable=yes",
+            "  -o smtpd_sasl_type=dovecot",
+            f"  -o smtpd_sasl_path={self._sasl_socket}",
+            # As at a provider: nothing without AUTH, and AUTH does not make the
+            # stack an open relay, so a foreign domain is refused at RCPT time.
+            "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject",
+            "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+            "  -o smtpd_recipient_restrictions=reject_unauth_destination",
+        ]
+        tls: list[str] = []
+        if self.tls_chain is not None:
+            chain = self.postfix_dir / "tls-chain.pem"
+            shutil.copyfile(self.tls_chain, chain)
+            chain.chmod(0o600)
+            tls = [f"  -o smtpd_tls_chain_files={chain}", "  -o smtpd_tls_auth_only=yes"]
+        lines = [
+            f"127.0.0.1:{self.submission_port} inet n - n - - smtpd",
+            "  -o syslog_name=postfix-ghostwatch/submission",
+            *common,
+        ]
+        if self.tls_chain is not None:
+            lines += [*tls, "  -o smtpd_tls_security_level=encrypt"]
+            lines += [
+                f"127.0.0.1:{self.smtps_port} inet n - n - - smtpd",
+                "  -o syslog_name=postfix-ghostwatch/smtps",
+                *common,
+                *tls,
+                "  -o smtpd_tls_wrappermode=yes",
+                "  -o smtpd_tls_security_level=encrypt",
+            ]
+        return lines
 
     def _make_postfix_dirs(self) -> None:
         """Create queue and data directories as postfix-files(5) describes them.
