@@ -21,34 +21,40 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def run_secret_command(command: str, where: str, key: str) -> str:
+    """Run ``command`` with ``/bin/sh -c``; return the first line it prints.
+
+    Used for passwords and OAuth 2.0 access tokens. On failure the error shows the
+    command's last stderr line (a password manager says why there), never its stdout,
+    which may hold the secret.
+    """
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CredentialError(
+            f"{where}: {key} did not finish within {COMMAND_TIMEOUT:.0f}s"
+        ) from exc
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise CredentialError(f"{where}: {key} exited with {done.returncode}: {detail[0]}")
+    secret = _first_line(done.stdout)
+    if not secret:
+        raise CredentialError(f"{where}: {key} printed nothing")
+    return secret
+
+
 def resolve_password(server: ServerSettings, where: str) -> str:
     """Return the password for ``server``; ``where`` names it in errors (``work/imap``)."""
     if server.password is not None:
         return server.password
     if server.password_command is not None:
-        try:
-            done = subprocess.run(
-                ["/bin/sh", "-c", server.password_command],
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CredentialError(
-                f"{where}: password_command did not finish within {COMMAND_TIMEOUT:.0f}s"
-            ) from exc
-        if done.returncode != 0:
-            # stderr of a password manager says why (locked, missing entry); stdout may
-            # hold a secret, so it is never shown.
-            detail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-            raise CredentialError(
-                f"{where}: password_command exited with {done.returncode}: {detail[0]}"
-            )
-        password = _first_line(done.stdout)
-        if not password:
-            raise CredentialError(f"{where}: password_command printed nothing")
-        return password
+        return run_secret_command(server.password_command, where, "password_command")
     if server.password_file is not None:
         return _read_secret_file(server.password_file.expanduser(), where, "password_file")
     if server.password_env is not None:

@@ -63,7 +63,8 @@ import structlog
 from aiosmtplib.email import flatten_message
 
 from ghostwatch.config import AccountSettings, Security, SmtpSettings, is_loopback
-from ghostwatch.credentials import COMMAND_TIMEOUT
+from ghostwatch.credentials import run_secret_command
+from ghostwatch.errors import CredentialError
 
 __all__ = ["SendOutcome", "SendResult", "send_message", "send_message_sync"]
 
@@ -439,45 +440,11 @@ class _Attempt:
 
     async def _access_token(self, command: str) -> str:
         where = f"{self.account}/smtp"
-        proc = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), COMMAND_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise _OutcomeError(
-                SendOutcome.FAILED,
-                None,
-                f"{where}: token_command did not finish within {COMMAND_TIMEOUT:.0f}s; "
-                "nothing was sent",
-            ) from None
-        if proc.returncode != 0:
-            # stderr says why (expired refresh token, no network); stdout may hold
-            # a secret, so it is never shown.
-            detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            raise _OutcomeError(
-                SendOutcome.FAILED,
-                None,
-                f"{where}: token_command exited with {proc.returncode}: {detail[0]}; "
-                "nothing was sent",
-            )
-        lines = out.decode(errors="replace").splitlines()
-        token = lines[0].strip() if lines else ""
-        if not token:
-            raise _OutcomeError(
-                SendOutcome.FAILED,
-                None,
-                f"{where}: token_command printed nothing; nothing was sent",
-            )
-        self.secrets.append(token)
-        return token
+            token = await asyncio.to_thread(run_secret_command, command, where, "token_command")
+        except CredentialError as exc:
+            raise _OutcomeError(SendOutcome.FAILED, None, f"{exc}; nothing was sent") from None
+        return token.strip()
 
     async def _close(self, client: aiosmtplib.SMTP) -> None:
         """QUIT if the dialogue is still in step; ignore whatever goes wrong (the
