@@ -24,7 +24,7 @@ from ghostwatch.facts import AutoReply, Invoice, StepRecord, ThreadFacts
 from ghostwatch.judgment import ThreadState, Verdict
 from ghostwatch.message import Direction
 from ghostwatch.policy import PolicySettings
-from ghostwatch.store import MessageRow, StepLog, ThreadRow, Tracking
+from ghostwatch.store import Folder, MessageRow, StepLog, ThreadRow, Tracking
 
 
 def silence_anchor(verdict: Verdict) -> str | None:
@@ -54,6 +54,7 @@ def verdict_of(row: ThreadRow) -> Verdict:
 @dataclass(frozen=True, slots=True)
 class _Mail:
     thread_id: str
+    folder: str
     date: datetime
     direction: str
     kind: str
@@ -65,9 +66,12 @@ class _Mail:
 
 
 def _mails(db: Session, account: str) -> list[_Mail]:
+    query = select(Folder.id, Folder.name).where(Folder.account == account)
+    folders: dict[int, str] = {fid: name for fid, name in db.execute(query)}
     rows = db.execute(
         select(
             MessageRow.thread_id,
+            MessageRow.folder_id,
             MessageRow.date,
             MessageRow.direction,
             MessageRow.kind,
@@ -83,6 +87,7 @@ def _mails(db: Session, account: str) -> list[_Mail]:
         (
             _Mail(
                 thread_id=r.thread_id or "",
+                folder=folders.get(r.folder_id, ""),
                 date=r.date,
                 direction=r.direction,
                 kind=r.kind,
@@ -96,6 +101,14 @@ def _mails(db: Session, account: str) -> list[_Mail]:
         ),
         key=lambda m: m.date,
     )
+
+
+def _folder_of(mails: list[_Mail]) -> str:
+    """The folder a thread lives in, for rules: where their latest mail was filed,
+    else where the thread started."""
+    incoming = [m for m in mails if m.direction == Direction.INCOMING.value]
+    chosen = incoming[-1] if incoming else (mails[0] if mails else None)
+    return chosen.folder if chosen and chosen.folder else "INBOX"
 
 
 def reply_latencies(mails: Iterable[_Mail]) -> dict[str, list[timedelta]]:
@@ -227,6 +240,7 @@ def gather(
                     d for a in verdict.counterparts for d in latencies.get(a, [])
                 ),
                 first_unanswered_at=verdict.first_unanswered_at,
+                folder=_folder_of(thread_mails),
                 payment_seen_at=payment_seen,
                 days_late_history=days_late,
             )

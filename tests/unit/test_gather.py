@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -104,3 +105,16 @@ def test_addresses_the_client_writes_from_are_learned(tmp_path: Path) -> None:
     [invoice] = [f for f in facts if f.subject == "Invoice 2026-020"]
     assert "bruno@verdi.example" in invoice.known_addresses
     assert "anna.verdi@mail.example" in invoice.known_addresses
+
+
+def test_a_folder_rule_places_the_thread_in_its_stage(tmp_path: Path) -> None:
+    sessions = _store(tmp_path, [])
+    folder = f"local:{(tmp_path / 'box.mbox').resolve()}"
+    policy = PolicySettings.model_validate(
+        {"rules": [{"folder": folder, "stage": "project"}], "clients": []}
+    )
+    with sessions() as db:
+        facts = gather(db, ACCOUNT, policy)
+    assert {f.folder for f in facts} == {folder}
+    untracked = [replace(f, stage=None) for f in facts]  # no `ghostwatch track` said otherwise
+    assert {engine.resolve_stage(f, policy)[0] for f in untracked} == {"project"}
