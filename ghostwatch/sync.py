@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ghostwatch.classify import Kind, parse_bounce
@@ -307,23 +307,35 @@ class Syncer:
             ids = parse_msgid_list(header.split(b":", 1)[-1].decode("ascii", "replace"))
             if ids:
                 by_msgid.setdefault(ids[0], []).append(uid)
-        rows = list(db.scalars(select(MessageRow).where(MessageRow.folder_id == folder.id)))
+        # Plain rows and Core statements: ORM-level bulk updates would re-check every
+        # loaded object per statement, which is quadratic on a big folder.
+        table = MESSAGES
+        rows = db.execute(
+            select(table.c.id, table.c.message_id).where(table.c.folder_id == folder.id)
+        ).all()
         # Park old UIDs out of the way so re-mapping cannot collide on (folder, uid).
-        db.execute(
-            update(MessageRow).where(MessageRow.folder_id == folder.id).values(uid=-MessageRow.id)
-        )
-        db.flush()
+        db.execute(update(table).where(table.c.folder_id == folder.id).values(uid=-table.c.id))
         claimed: set[int] = set()
-        for row in rows:
-            uids = by_msgid.get(row.message_id or "", [])
+        moves: list[dict[str, int]] = []
+        gone: list[int] = []
+        for row_id, message_id in rows:
+            uids = by_msgid.get(message_id or "", [])
             new_uid = next((u for u in uids if u not in claimed), None)
             if new_uid is None:
-                db.execute(delete(MessageRow).where(MessageRow.id == row.id))
-                res.dropped += 1
+                gone.append(row_id)
             else:
                 claimed.add(new_uid)
-                db.execute(update(MessageRow).where(MessageRow.id == row.id).values(uid=new_uid))
-                res.remapped += 1
+                moves.append({"rid": row_id, "new_uid": new_uid})
+        for i in range(0, len(gone), 500):
+            db.execute(delete(table).where(table.c.id.in_(gone[i : i + 500])))
+        if moves:
+            db.execute(
+                update(table)
+                .where(table.c.id == bindparam("rid"))
+                .values(uid=bindparam("new_uid")),
+                moves,
+            )
+        res.dropped, res.remapped = len(gone), len(moves)
         # Fetch every server UID not claimed: resume from the lowest such UID and
         # skip already-claimed ones via the unique constraint check below.
         unclaimed = sorted(set(server) - claimed)

@@ -306,3 +306,23 @@ def test_a_quiet_resync_keeps_the_judgment_without_recomputing_it(env: Env) -> N
     env.sync(NOW + timedelta(hours=1))
     with env.sessions() as db:
         assert db.scalar(select(ThreadRow.updated_at)) == before
+
+
+def test_uidvalidity_change_on_a_big_folder_remaps_every_message(env: Env) -> None:
+    """3,000 messages: the re-map must scale (no per-row work over all rows)."""
+    msgs = [
+        (make_mail(frm="bob@client.test", to=env.address, subject=f"Note {i}",
+                   msgid=f"<big{i}@client.test>", date=NOW - timedelta(minutes=3000 - i)),
+         NOW - timedelta(minutes=3000 - i))
+        for i in range(3000)
+    ]  # fmt: skip
+    env.stack.write_maildir(env.address, "INBOX", msgs)
+    env.sync()
+    assert env.count() == 3000
+    old = env.stack.uidvalidity(env.address, "INBOX")
+    env.stack.set_uidvalidity(env.address, "INBOX", old + 7)
+    env.sync()
+    with env.sessions() as db:
+        uids = list(db.scalars(select(MessageRow.uid)))
+    assert len(uids) == len(set(uids)) == 3000
+    assert min(uids) > 0
