@@ -150,6 +150,13 @@ def sync(obj: Context, account_name: str | None, quiet: bool) -> None:
             failed += 1
             continue
         unchanged = sum(f.skipped_unchanged for f in result.folders)
+        for f in result.folders:
+            if f.unavailable:
+                click.echo(
+                    f"warning: {account.name}: folder {f.name!r} is not on the server any "
+                    "more (renamed or deleted); the others were synced",
+                    err=True,
+                )
         click.echo(
             f"{account.name}: {result.new} new message(s) in {len(result.folders)} folder(s)"
             + (f", {unchanged} unchanged" if unchanged else "")

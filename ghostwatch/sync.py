@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any, cast
 
 import structlog
+from imapclient.exceptions import IMAPClientError
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ghostwatch.classify import Kind, parse_bounce
 from ghostwatch.config import AccountSettings
+from ghostwatch.errors import ServerUnreachableError
 from ghostwatch.imap import Fetched, FolderStatus, ImapSession
 from ghostwatch.message import FETCH_HEADERS, parse_headers
 from ghostwatch.store import Folder, MessageRow, ThreadRow
@@ -43,6 +45,7 @@ class FolderResult:
     remapped: int = 0
     dropped: int = 0
     malformed: int = 0
+    unavailable: bool = False
 
 
 @dataclass
@@ -178,7 +181,13 @@ class Syncer:
     def _sync_folder(self, db: Session, folder: Folder) -> FolderResult:
         res = FolderResult(folder.name, folder.role)
         flog = self.log.bind(folder=folder.name)
-        status = self.imap.status(folder.name)
+        try:
+            status = self.imap.status(folder.name)
+        except IMAPClientError as exc:
+            # Renamed or deleted on the server: say so, sync the other folders.
+            flog.warning("folder_unavailable", error=str(exc)[:200])
+            res.unavailable = True
+            return res
         unchanged = (
             folder.uidvalidity == status.uidvalidity
             and folder.uidnext == status.uidnext
@@ -385,6 +394,12 @@ def sync_account(
     session = connect_with_retry(account, password, attempts=connect_attempts)
     try:
         result = Syncer(account, session, sessions, now, progress).run()
+    except (IMAPClientError, OSError) as exc:
+        # Whatever was committed stays: the next sync resumes after the last chunk.
+        raise ServerUnreachableError(
+            f"account {account.name!r}: the IMAP connection failed during the sync ({exc}); "
+            "what was fetched is kept and the next sync resumes from there"
+        ) from exc
     finally:
         session.logout()
     if result.changed or not _judged(sessions, account.name):

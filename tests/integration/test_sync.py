@@ -326,3 +326,43 @@ def test_uidvalidity_change_on_a_big_folder_remaps_every_message(env: Env) -> No
         uids = list(db.scalars(select(MessageRow.uid)))
     assert len(uids) == len(set(uids)) == 3000
     assert min(uids) > 0
+
+
+def test_a_folder_deleted_on_the_server_is_reported_and_the_rest_synced(env: Env) -> None:
+    env.stack.append(env.address, "Clients", make_mail(
+        frm="bob@client.test", to=env.address, subject="Filed", msgid="<f1@client.test>",
+        date=NOW - timedelta(days=1)), NOW - timedelta(days=1))  # fmt: skip
+    account = account_for(env.stack, env.address, env.password, folders=["Clients"])
+    sync_account(account, env.sessions, NOW)
+    assert env.count() == 1
+    client = env.stack.imap(env.address)
+    try:
+        client.delete_folder("Clients")
+    finally:
+        client.logout()
+    env.received("bob@client.test", "New", "<f2@client.test>", 0.5)
+    result = sync_account(account, env.sessions, NOW)
+    by_name = {f.name: f for f in result.folders}
+    assert by_name["Clients"].unavailable
+    assert by_name["INBOX"].new == 1
+    assert env.count() == 2  # what was filed there stays in the history
+
+
+def test_a_server_dying_mid_sync_is_a_clear_error_and_nothing_is_lost(env: Env) -> None:
+    for i in range(120):
+        env.received("bob@client.test", f"Bulk {i}", f"<die{i}@client.test>", 2)
+    account = account_for(env.stack, env.address, env.password, fetch_chunk=50)
+    calls: list[int] = []
+
+    def stop_server(_folder: str, done: int, _total: int) -> None:
+        calls.append(done)
+        if len(calls) == 1:
+            env.stack.stop_dovecot()
+
+    try:
+        with pytest.raises(ServerUnreachableError, match="next sync resumes"):
+            sync_account(account, env.sessions, NOW, progress=stop_server, connect_attempts=1)
+    finally:
+        env.stack.start_dovecot()
+    sync_account(account, env.sessions, NOW)
+    assert env.count() == 120
