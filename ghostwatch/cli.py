@@ -306,6 +306,112 @@ def explain(obj: Context, thread_id: str, account_name: str | None) -> None:
             click.echo(f"  also writes from (learned, not in the config): {', '.join(learned)}")
 
 
+@main.group()
+def templates() -> None:
+    """List, show, check and preview the follow-up templates."""
+
+
+def _templates_dir(obj: Context) -> Path | None:
+    try:
+        directory = obj.settings.profile.templates_dir
+    except GhostwatchError:
+        return None  # no config: the shipped templates alone
+    return directory.expanduser() if directory else None
+
+
+@templates.command("list")
+@click.pass_obj
+def templates_list(obj: Context) -> None:
+    """Every template, its language, and whether yours overrides the shipped one."""
+    from ghostwatch.templates import list_templates
+
+    for info in list_templates(_templates_dir(obj)):
+        html = ", html" if info.has_html else ""
+        click.echo(f"{info.name:<28} {info.locale}  ({info.source}{html})")
+
+
+@templates.command("show")
+@click.argument("name")
+@click.option("--locale", type=click.Choice(["en", "it"]), default="en", show_default=True)
+@click.pass_obj
+def templates_show(obj: Context, name: str, locale: str) -> None:
+    """Print the source of template NAME."""
+    from ghostwatch.templates import template_source
+
+    try:
+        path, text = template_source(name, locale, templates_dir=_templates_dir(obj))
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    click.echo(f"# {path}")
+    click.echo(text, nl=False)
+
+
+@templates.command("check")
+@click.pass_obj
+def templates_check(obj: Context) -> None:
+    """Render every template with sample values; report what would fail at send time."""
+    from ghostwatch.templates import check_templates
+
+    try:
+        required = {
+            step.template
+            for policy in obj.settings.policy.policies.values()
+            for step in policy.steps
+            if step.template
+        }
+    except GhostwatchError:
+        required = set()
+    problems = check_templates(_templates_dir(obj), required=sorted(required))
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(EXIT_ERROR)
+    click.echo(f"templates OK ({len(required) or 'all'} in use)")
+
+
+@templates.command("render")
+@click.argument("step_name", metavar="STEP")
+@click.option("--thread", "thread_id", required=True, metavar="ID", help="The thread.")
+@click.option("--account", "account_name", metavar="NAME", help="Account of the thread.")
+@click.option("--html", "show_html", is_flag=True, help="Print the HTML alternative too.")
+@click.pass_obj
+def templates_render(
+    obj: Context, step_name: str, thread_id: str, account_name: str | None, show_html: bool
+) -> None:
+    """Preview exactly what STEP (a policy step or template name) would say in THREAD.
+
+    Nothing is sent; the preview uses the thread, its client, its invoice and your
+    [profile] as they are now.
+    """
+    from ghostwatch.preview import preview
+
+    try:
+        settings = obj.settings
+        sessions = obj.sessions()
+        with sessions() as db:
+            account = _account_of_thread(db, settings, thread_id, account_name)
+            result = preview(
+                db,
+                settings,
+                account,
+                thread_id=thread_id,
+                step_name=step_name,
+                now=obj.clock.now(),
+            )
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    click.echo(f"To: {result.to}")
+    click.echo(f"Subject: {result.subject}")
+    click.echo(f"Language: {result.locale}; template: {result.template}")
+    click.echo("")
+    click.echo(result.rendered.text, nl=False)
+    if show_html and result.rendered.html:
+        click.echo("\n--- HTML ---")
+        click.echo(result.rendered.html, nl=False)
+
+
 def _account_of_thread(db: Any, settings: Settings, thread_id: str, name: str | None) -> Any:
     from ghostwatch.store import ThreadRow
 

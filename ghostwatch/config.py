@@ -162,6 +162,20 @@ class DatabaseSettings(_Strict):
     url: str = Field(default_factory=default_database_url)
 
 
+class ProfileSettings(_Strict):
+    """Who you are in the follow-ups ghostwatch writes for you."""
+
+    name: str = Field(default="", description="Your name, as you sign.")
+    phone: str = Field(default="", description="Your phone number, shown to clients.")
+    signature: str = Field(default="", description="Closing lines under each message.")
+    payment_details: str = Field(
+        default="", description="How to pay you (IBAN, PayPal, ...), for payment notices."
+    )
+    templates_dir: Path | None = Field(
+        default=None, description="Your own templates, overriding the shipped ones by name."
+    )
+
+
 class LogSettings(_Strict):
     level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
     format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
@@ -179,6 +193,7 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    profile: ProfileSettings = Field(default_factory=ProfileSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
     #: ``[defaults]``, ``[[clients]]``, ``[[rules]]`` and ``[policies.NAME]`` of the file.
     policy: PolicySettings = Field(default_factory=PolicySettings)

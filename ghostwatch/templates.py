@@ -606,3 +606,17 @@ def deadline_date(start: date, spec: str, cal: Calendar) -> date:
         raise TypeError("pass a date, not a datetime: use cal.local(t).date()")
     anchor = datetime.combine(start, cal.window_start, tzinfo=cal.zone())
     return parse_offset(spec).apply(anchor, cal).date()
+
+
+def template_source(
+    name: str, locale: str, *, templates_dir: str | Path | None = None
+) -> tuple[Path, str]:
+    """(file, text) of the text template ``name`` in ``locale``: yours, else shipped."""
+    relative = Path(locale) / f"{name}.txt.j2"
+    user_dir = _resolve_dir(templates_dir)
+    for base in (user_dir, _shipped_dir()):
+        if base is not None and (base / relative).is_file():
+            path = base / relative
+            return path, path.read_text(encoding="utf-8")
+    known = sorted({info.name for info in list_templates(templates_dir)})
+    raise TemplateError(f"no template {name!r} (known: {', '.join(known)})", file=str(relative))

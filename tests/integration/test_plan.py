@@ -138,3 +138,50 @@ def test_track_paid_and_stop_from_the_command_line(env: Env, tmp_path: Path) -> 
     assert "no thread tracks invoice" in unknown.stderr
     explained = gw(config, "--now", now, "explain", prospect_thread)
     assert "stopped" in explained.stdout
+
+
+def test_templates_render_previews_the_final_notice_for_a_tracked_invoice(
+    env: Env, tmp_path: Path
+) -> None:
+    sent = datetime(2026, 8, 3, 10, 0, tzinfo=ROME)
+    env.stack.append(env.address, "Sent", make_mail(
+        frm=env.address, to="ap@client.test", subject="Fattura 2026-014 - Sito vetrina",
+        msgid="<fn1@example.test>", date=sent), sent)  # fmt: skip
+    profile = (
+        '[profile]\nname = "Alice Rossi"\nphone = "+39 02 555 0101"\n'
+        'payment_details = "IBAN IT60 X054 2811 1010 0000 0123 456"\n'
+        '[[clients]]\nname = "Verdi Costruzioni"\ndomains = ["client.test"]\nlocale = "it"\n'
+    )
+    config = write_config(env, tmp_path / "config.toml", extra=profile)
+    now = "2026-11-10T10:00:00+01:00"
+    assert gw(config, "--now", now, "sync").returncode == 0
+    thread_id = env.thread_of("<fn1@example.test>").thread_id
+    tracked = gw(config, "--now", now, "track", thread_id, "--stage", "payment", "--invoice",
+                 "2026-014", "--amount", "1200.00", "--currency", "EUR", "--due", "2026-08-31")  # fmt: skip
+    assert tracked.returncode == 0, tracked.stderr
+    done = gw(config, "--now", now, "templates", "render", "final_notice", "--thread", thread_id)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "To: ap@client.test" in out
+    assert "Subject: Re: Fattura 2026-014 - Sito vetrina" in out
+    assert "Language: it" in out
+    assert "2026-014" in out
+    assert "1.200,00\xa0€" in out  # the balance, formatted for Italy
+    assert "31 agosto 2026" in out  # the original due date
+    assert "71" in out  # days overdue on 10 Nov
+    assert "IBAN IT60 X054 2811 1010 0000 0123 456" in out
+    assert "+39 02 555 0101" in out
+    assert env.address in out
+
+
+def test_templates_render_refuses_an_unknown_step(env: Env, tmp_path: Path) -> None:
+    sent = datetime(2026, 11, 2, 10, 0, tzinfo=ROME)
+    env.stack.append(env.address, "Sent", make_mail(
+        frm=env.address, to="ap@client.test", subject="Hello", msgid="<un1@example.test>",
+        date=sent), sent)  # fmt: skip
+    config = write_config(env, tmp_path / "config.toml")
+    assert gw(config, "--now", "2026-11-10T10:00:00+01:00", "sync").returncode == 0
+    thread_id = env.thread_of("<un1@example.test>").thread_id
+    done = gw(config, "templates", "render", "no_such_step", "--thread", thread_id)
+    assert done.returncode == 1
+    assert "'no_such_step' is neither a step of policy 'prospect'" in done.stderr
