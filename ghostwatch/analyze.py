@@ -16,7 +16,7 @@ from ghostwatch.classify import Kind
 from ghostwatch.config import AccountSettings
 from ghostwatch.judgment import Identity, Msg, Verdict, judge_all
 from ghostwatch.message import Direction
-from ghostwatch.store import MessageRow, ThreadRow
+from ghostwatch.store import MessageRow, StepLog, ThreadRow, Tracking
 from ghostwatch.threads import ThreadInput, thread_messages
 
 log = structlog.get_logger("ghostwatch.analyze")
@@ -73,6 +73,69 @@ def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) ->
 # A message in the mailbox has arrived, whatever its Date header says: a client whose
 # clock runs ahead must not have their answer ignored until that hour comes.
 CLOCK_SKEW = timedelta(days=1)
+
+
+def carry_over(db: Session, account: str, moved: dict[str, set[str]], live: set[str]) -> None:
+    """Threads were renamed (a merge, or an older root found): what the user said about
+    them (stop, stage, invoice) and the steps already taken go with their messages.
+
+    Losing a ``stop`` or a step record here would mean chasing someone the user said
+    to leave alone, or sending a step twice; so when a thread splits, every part
+    inherits, and when threads merge, a stop on either side stops the whole.
+    """
+    old_ids = list(moved)
+    tracked = {
+        t.thread_id: t
+        for t in db.scalars(
+            select(Tracking).where(Tracking.account == account, Tracking.thread_id.in_(old_ids))
+        )
+    }
+    for old, targets in moved.items():
+        source = tracked.get(old)
+        if source is None:
+            continue
+        for new in targets:
+            target = db.get(Tracking, (account, new))
+            if target is None:
+                target = Tracking(account=account, thread_id=new, updated_at=source.updated_at)
+                db.add(target)
+            for name in ("stage", "invoice_number", "amount", "currency", "due", "attachment",
+                         "paid_at", "stopped", "snoozed_until"):  # fmt: skip
+                if getattr(target, name) is None and getattr(source, name) is not None:
+                    setattr(target, name, getattr(source, name))
+        if old not in live:
+            db.delete(source)
+    logs = list(
+        db.scalars(
+            select(StepLog).where(StepLog.account == account, StepLog.thread_id.in_(old_ids))
+        )
+    )
+    existing = {
+        (s.thread_id, s.anchor, s.step)
+        for s in db.scalars(
+            select(StepLog).where(
+                StepLog.account == account,
+                StepLog.thread_id.in_([t for ts in moved.values() for t in ts]),
+            )
+        )
+    }
+    for log_row in logs:
+        for new in moved[log_row.thread_id]:
+            if (new, log_row.anchor, log_row.step) not in existing:
+                existing.add((new, log_row.anchor, log_row.step))
+                db.add(
+                    StepLog(
+                        account=account,
+                        thread_id=new,
+                        anchor=log_row.anchor,
+                        step=log_row.step,
+                        outcome=log_row.outcome,
+                        at=log_row.at,
+                    )
+                )
+        if log_row.thread_id not in live:
+            db.delete(log_row)
+    db.flush()
 
 
 def analyze_account(
@@ -140,7 +203,14 @@ def analyze_account(
         _unite_gmail_threads(gm_thrids, assigned)
 
         changed = [{"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t]
+        moved: dict[str, set[str]] = defaultdict(set)
+        for key, tid in assigned.items():
+            before = old_tid[key]
+            if before is not None and before != tid:
+                moved[before].add(tid)
         del old_tid
+        if moved:
+            carry_over(db, account.name, moved, set(assigned.values()))
         if changed:
             table = cast(Table, MessageRow.__table__)
             db.connection().execute(
