@@ -188,9 +188,13 @@ class _Fields:
         self._raw: dict[str, list[str]] = {}
         self._text: dict[str, list[str]] = {}
         self._ctype: tuple[str, str] | None = None
+        # Most rules ask about fields a message does not have; answer those at once.
+        self._present = headers.names() if isinstance(headers, HeaderMap) else None
 
     def raw(self, name: str) -> list[str]:
         """Every occurrence of a field, encoded words left as they are."""
+        if self._present is not None and name.lower() not in self._present:
+            return []
         if name not in self._raw:
             values = self._headers.get_all(name) or []
             self._raw[name] = [_raw_text(value) for value in values[:50]]
@@ -198,6 +202,8 @@ class _Fields:
 
     def text(self, name: str) -> list[str]:
         """Every non-empty occurrence of a field, decoded and normalised for matching."""
+        if self._present is not None and name.lower() not in self._present:
+            return []
         if name not in self._text:
             self._text[name] = [t for t in (_normal(_decode_words(v)) for v in self.raw(name)) if t]
         return self._text[name]

@@ -61,6 +61,10 @@ class HeaderMap:
         values = self._fields.get(name.lower())
         return values[0] if values else failobj
 
+    def names(self) -> frozenset[str]:
+        """The lowercased names of the fields present."""
+        return frozenset(self._fields)
+
     def __contains__(self, name: str) -> bool:
         return name.lower() in self._fields
 
