@@ -178,6 +178,39 @@ class StepLog(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class OutboxRow(Base):
+    """One follow-up to send: written before anything is sent, one row per step of
+    one silence of one thread (the unique constraint is what makes a second copy
+    impossible), moved through its states by :mod:`ghostwatch.outbox`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("account", "thread_id", "anchor", "step"),
+        UniqueConstraint("message_id"),
+        Index("ix_outbox_state", "account", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(32))
+    anchor: Mapped[str] = mapped_column(String(998))
+    step: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    to_addr: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(998))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    attachment: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 

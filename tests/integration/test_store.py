@@ -24,17 +24,8 @@ from ghostwatch.store import (
     make_engine,
     open_store,
 )
-from pgcluster import PgCluster
 
 _seq = itertools.count()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('store') / 'gw.db'}"
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database(f"gw_store_{next(_seq)}")
 
 
 @pytest.fixture
