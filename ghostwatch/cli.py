@@ -49,14 +49,22 @@ class Context:
         return open_store(self.settings.database.url)
 
 
-def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+def _parse_instant(value: str | None, *, end_of_day: bool = False) -> datetime | None:
+    """ISO 8601 date or date/time, UTC when no offset is given; a bare date means its
+    start, or with ``end_of_day`` its last second."""
     if value is None:
         return None
     try:
         when = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date/time") from exc
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or date/time") from exc
+    if end_of_day and len(value) == 10:
+        when = when.replace(hour=23, minute=59, second=59)
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    return _parse_instant(value)
 
 
 def _fail(exc: GhostwatchError) -> None:
@@ -220,16 +228,10 @@ def step_json(step: Any) -> dict[str, Any]:
     }
 
 
-def _parse_until(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or date/time") from exc
-    if len(value) == 10:  # a bare date means the end of that day
-        when = when.replace(hour=23, minute=59, second=59)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+def _parse_until(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> datetime | None:
+    return _parse_instant(value, end_of_day=True)
 
 
 @main.command()

@@ -233,39 +233,44 @@ class Syncer:
         end_hint = max(opened.uidnext - 1, start)
         total = max(opened.uidnext - start, 0)
         done = 0
-        gmail = self.imap.gmail
         while start <= end_hint:
             end = start + chunk - 1
             last_chunk = end >= end_hint
             fetched = list(
                 self.imap.fetch_headers(start, None if last_chunk else end, FETCH_HEADERS)
             )
-            rows: list[Row] = []
-            for item in fetched:
-                row, problems = row_from(item, self.account, folder.id)
-                if problems:
-                    res.malformed += 1
-                    self.log.info(
-                        "message_malformed",
-                        folder=folder.name,
-                        uid=item.uid,
-                        problems="; ".join(problems),
-                    )
-                rows.append(row)
-            if gmail:
-                rows = self._drop_gmail_duplicates(db, rows)
-            self._fetch_bodies(rows)
-            insert_rows(db, rows)
+            self._store(db, folder, fetched, res)
             if fetched:
                 folder.last_uid = max(f.uid for f in fetched)
             db.commit()
-            res.new += len(rows)
             done += len(fetched)
             if self.progress and total:
                 self.progress(folder.name, min(done, total), total)
             if last_chunk:
                 break
             start = end + 1
+
+    def _store(
+        self, db: Session, folder: Folder, fetched: list[Fetched], res: FolderResult
+    ) -> None:
+        """Parse, classify, enrich and insert one chunk of fetched headers."""
+        rows: list[Row] = []
+        for item in fetched:
+            row, problems = row_from(item, self.account, folder.id)
+            if problems:
+                res.malformed += 1
+                self.log.info(
+                    "message_malformed",
+                    folder=folder.name,
+                    uid=item.uid,
+                    problems="; ".join(problems),
+                )
+            rows.append(row)
+        if self.imap.gmail:
+            rows = self._drop_gmail_duplicates(db, rows)
+        self._fetch_bodies(rows)
+        insert_rows(db, rows)
+        res.new += len(rows)
 
     def _drop_gmail_duplicates(self, db: Session, rows: list[Row]) -> list[Row]:
         """On Gmail one message shows in several folders (labels): keep one row."""
@@ -359,14 +364,12 @@ class Syncer:
         for i in range(0, len(uids), chunk):
             part = uids[i : i + chunk]
             wanted = set(part)
-            rows = [
-                row_from(item, self.account, folder.id)[0]
+            fetched = [
+                item
                 for item in self.imap.fetch_headers(part[0], part[-1], FETCH_HEADERS)
                 if item.uid in wanted
             ]
-            self._fetch_bodies(rows)
-            insert_rows(db, rows)
-            res.new += len(rows)
+            self._store(db, folder, fetched, res)
 
 
 def _judged(sessions: sessionmaker[Session], account: str) -> bool:
