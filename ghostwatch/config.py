@@ -176,6 +176,41 @@ class ProfileSettings(_Strict):
     )
 
 
+class SaveToSent(StrEnum):
+    AUTO = "auto"  # APPEND unless the server files sent mail itself (Gmail)
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class SendingSettings(_Strict):
+    """How and when ghostwatch may send on its own (``[sending]``)."""
+
+    dry_run: bool = Field(
+        default=False, description="Send nothing; show what would be sent. Same as --dry-run."
+    )
+    auto_send: bool = Field(
+        default=False,
+        description='Let steps with mode = "auto" go without your approval. Off by default.',
+    )
+    save_to_sent: SaveToSent = SaveToSent.AUTO
+    hourly_cap: int = Field(default=20, ge=1, le=1000, description="Sends per hour, all clients.")
+    per_client_daily: int = Field(
+        default=1, ge=1, le=20, description="Messages per client per day (client's local day)."
+    )
+    spread_minutes: int = Field(
+        default=40, ge=0, le=600, description="Spread sends over this many minutes, no burst."
+    )
+    queue_ahead_hours: float = Field(
+        default=24.0, ge=0, le=24 * 14, description="Queue drafts this long before they are due."
+    )
+    max_attempts: int = Field(
+        default=6, ge=1, le=50, description="Temporary refusals before a message is failed."
+    )
+    retry_minutes: float = Field(
+        default=10.0, gt=0, le=24 * 60, description="First retry delay, doubled each time."
+    )
+
+
 class LogSettings(_Strict):
     level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
     format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
@@ -194,6 +229,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     profile: ProfileSettings = Field(default_factory=ProfileSettings)
+    sending: SendingSettings = Field(default_factory=SendingSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
     #: ``[defaults]``, ``[[clients]]``, ``[[rules]]`` and ``[policies.NAME]`` of the file.
     policy: PolicySettings = Field(default_factory=PolicySettings)

@@ -243,6 +243,21 @@ class ImapSession:
                     out[uid] = value
         return out
 
+    # -- writing (the outbox only) -----------------------------------------
+    def append(self, folder: str, raw: bytes, when: datetime) -> None:
+        """APPEND ``raw`` to ``folder`` flagged \\Seen: the copy of a message we sent."""
+        self.client.append(folder, raw, flags=(b"\\Seen",), msg_time=when)
+
+    def has_message_id(self, folder: str, message_id: str) -> bool:
+        """Whether ``folder`` holds a message with this Message-ID (EXAMINE, then
+        ``SEARCH HEADER Message-ID``; servers match it as a substring, RFC 3501
+        section 6.4.4, so the angle brackets are part of what is searched)."""
+        self.client.select_folder(folder, readonly=True)
+        try:
+            return bool(self.client.search(["HEADER", "Message-ID", message_id]))
+        finally:
+            self.client.close_folder()  # CLOSE after EXAMINE expunges nothing
+
     def logout(self) -> None:
         try:
             self.client.logout()

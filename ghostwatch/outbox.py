@@ -44,8 +44,12 @@ class State(StrEnum):
 #: Which state may follow which. Nothing leaves sent, cancelled or skipped; an
 #: uncertain or failed row goes back to approved only by the user's explicit word.
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.QUEUED: frozenset({State.APPROVED, State.CANCELLED, State.SKIPPED}),
-    State.APPROVED: frozenset({State.SENDING, State.QUEUED, State.CANCELLED, State.SKIPPED}),
+    # Failed straight from queued or approved: the draft cannot be built any more
+    # (its invoice file is gone, a header value is refused); nothing went out.
+    State.QUEUED: frozenset({State.APPROVED, State.CANCELLED, State.SKIPPED, State.FAILED}),
+    State.APPROVED: frozenset(
+        {State.SENDING, State.QUEUED, State.CANCELLED, State.SKIPPED, State.FAILED}
+    ),
     # Back to approved only when nothing went out (a 4xx, a refused connection).
     State.SENDING: frozenset({State.SENT, State.FAILED, State.UNCERTAIN, State.APPROVED}),
     State.UNCERTAIN: frozenset({State.SENT, State.APPROVED, State.CANCELLED}),
@@ -82,6 +86,12 @@ class Draft:
     due_at: datetime
     body_html: str | None = None
     attachment: str | None = None
+    client: str = ""
+    to_name: str = ""
+    in_reply_to: str = ""
+    references: str = ""  # space-separated Message-IDs, oldest first
+    locale: str = "en"
+    reason: str = ""
 
 
 _TABLE = cast(Table, OutboxRow.__table__)
@@ -108,6 +118,12 @@ def enqueue(db: Session, draft: Draft, now: datetime) -> tuple[OutboxRow, bool]:
         body_html=draft.body_html,
         attachment=draft.attachment,
         due_at=draft.due_at,
+        client=draft.client,
+        to_name=draft.to_name,
+        in_reply_to=draft.in_reply_to,
+        references=draft.references,
+        locale=draft.locale,
+        reason=draft.reason,
         created_at=now,
         updated_at=now,
         attempts=0,
@@ -143,6 +159,7 @@ def move(
     *,
     expect: State | frozenset[State],
     error: str | None = None,
+    retry_at: datetime | None = None,
 ) -> None:
     """Compare-and-set: move row ``row_id`` to ``target`` only if it is in ``expect``.
 
@@ -156,6 +173,8 @@ def move(
     values: dict[str, object] = {"state": target.value, "updated_at": now}
     if error is not None:
         values["last_error"] = error[:2000]
+    # A retry time only means something for a row going back to wait.
+    values["next_attempt_at"] = retry_at if target is State.APPROVED else None
     if target is State.SENDING:
         values["attempts"] = _TABLE.c.attempts + 1
     if target is State.SENT:

@@ -17,8 +17,17 @@ from ghostwatch import engine
 from ghostwatch.compose import reply_subject
 from ghostwatch.config import AccountSettings, Settings
 from ghostwatch.errors import GhostwatchError
+from ghostwatch.facts import ThreadFacts
 from ghostwatch.gather import gather
-from ghostwatch.templates import Rendered, TemplateVars, deadline_date, list_templates, render
+from ghostwatch.policy import Step
+from ghostwatch.templates import (
+    Locale,
+    Rendered,
+    TemplateVars,
+    deadline_date,
+    list_templates,
+    render,
+)
 
 
 def profile_dir(settings: Settings) -> Path | None:
@@ -60,9 +69,26 @@ def preview(
     if not template:
         action = step.action if step is not None else "?"
         raise GhostwatchError(f"step {step_name!r} of policy {stage!r} sends nothing ({action})")
+    vars_ = template_vars(settings, account, facts, step, now)
+    locale = vars_.locale
+    rendered = render(template, vars_, locale, templates_dir=templates_dir)
+    to = facts.counterpart_last_wrote_from or facts.verdict.counterpart or "?"
+    return Preview(to, reply_subject(facts.subject), locale, template, rendered)
+
+
+def template_vars(
+    settings: Settings,
+    account: AccountSettings,
+    facts: ThreadFacts,
+    step: Step | None,
+    now: datetime,
+) -> TemplateVars:
+    """Everything a template of ``step`` may say about this thread, formatted later by
+    the template for the client's locale."""
+    policy = settings.policy
     client = policy.client_for(facts.verdict.counterparts)
     cal = engine.calendar_for(facts, policy)
-    locale = client.locale if client else policy.defaults.locale
+    locale: Locale = client.locale if client else policy.defaults.locale
     today = now.astimezone(cal.zone()).date()
     since = facts.verdict.awaiting_since or facts.verdict.last_activity
     started = facts.verdict.first_unanswered_at or since
@@ -74,7 +100,7 @@ def preview(
     )
     balance = invoice.amount if invoice is not None else Decimal(0)
     profile = settings.profile
-    vars_ = TemplateVars(
+    return TemplateVars(
         client_name=client.name if client else (facts.verdict.counterpart or ""),
         project_name=facts.subject,
         original_subject=facts.subject,
@@ -98,6 +124,3 @@ def preview(
         signature=profile.signature or profile.name or account.display_name or "",
         locale=locale,
     )
-    rendered = render(template, vars_, locale, templates_dir=templates_dir)
-    to = facts.counterpart_last_wrote_from or facts.verdict.counterpart or "?"
-    return Preview(to, reply_subject(facts.subject), locale, template, rendered)

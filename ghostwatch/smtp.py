@@ -62,6 +62,7 @@ import aiosmtplib
 import structlog
 from aiosmtplib.email import flatten_message
 
+from ghostwatch import failpoints
 from ghostwatch.config import AccountSettings, Security, SmtpSettings, is_loopback
 from ghostwatch.credentials import run_secret_command
 from ghostwatch.errors import CredentialError
@@ -382,6 +383,7 @@ class _Attempt:
         self.step = "end of data"
         protocol.write(_data_block(payload))
         self.body_sent = True
+        failpoints.hit("after_data")
         final = await protocol.read_response(timeout=self.settings.timeout)
         if 200 <= final.code < 300:
             return SendResult(

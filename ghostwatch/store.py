@@ -209,6 +209,14 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What sending needs without looking at the thread again (0004).
+    client: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    to_name: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    in_reply_to: Mapped[str] = mapped_column(String(998), default="", server_default="")
+    references: Mapped[str] = mapped_column(Text, default="", server_default="")  # space-separated
+    locale: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -906,6 +906,18 @@ maximal_backoff_time = 5s
         with smtplib.SMTP(self.host, self.smtp_port, timeout=30) as smtp:
             return smtp.sendmail(mail_from, list(rcpts), raw)
 
+    def messages(self, address: str, folder: str) -> list[bytes]:
+        """Every message in ``folder`` now (none if the folder does not exist)."""
+        client = self.imap(address)
+        try:
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            fetched = client.fetch(client.search("ALL"), ["BODY.PEEK[]"])
+            return [bytes(fetched[uid][b"BODY[]"]) for uid in sorted(fetched)]
+        finally:
+            client.logout()
+
     def wait_for_messages(
         self, address: str, folder: str, count: int, timeout: float = 20
     ) -> list[bytes]:

@@ -1,0 +1,564 @@
+"""The send path: due steps become drafts in the outbox; drafts that may go, go once.
+
+Two passes, both shells around pure decisions:
+
+:func:`queue_due`
+    Plans every silent thread (:mod:`ghostwatch.engine`), renders each step that
+    writes to the client and is due within ``[sending] queue_ahead_hours``, and
+    writes it to the outbox (:func:`ghostwatch.outbox.enqueue`: once per step).
+    Queued drafts whose thread no longer calls for them are cancelled.
+
+:func:`send_pending`
+    Turns rows left ``sending`` by a crash into ``uncertain`` and settles them
+    from the mailbox when their Message-ID shows up in Sent (or a reply quotes
+    it). Then, for each draft that may go (approved, or ``mode = "auto"`` with
+    ``auto_send`` on), in slot order: re-sync the mailbox and re-judge the thread
+    (a reply since queueing cancels it), check the send window and the caps
+    (:mod:`ghostwatch.dispatch`), claim the row (committed before SMTP), send,
+    copy to Sent, and record the outcome. Anything unclear holds the draft back:
+    ghostwatch would rather not send than send twice or late.
+"""
+
+from __future__ import annotations
+
+import email.policy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import structlog
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ghostwatch import dispatch, engine, failpoints, outbox
+from ghostwatch.businesstime import Calendar
+from ghostwatch.classify import Kind
+from ghostwatch.clock import Clock
+from ghostwatch.compose import Attachment, ComposeError, ThreadContext, compose, make_message_id
+from ghostwatch.config import AccountSettings, SaveToSent, Settings
+from ghostwatch.credentials import resolve_password
+from ghostwatch.errors import GhostwatchError
+from ghostwatch.facts import PlannedStep, ThreadFacts
+from ghostwatch.gather import gather, silence_anchor
+from ghostwatch.outbox import Draft, State
+from ghostwatch.policy import PolicySettings, Step
+from ghostwatch.preview import profile_dir, template_vars
+from ghostwatch.smtp import SendOutcome, send_message_sync
+from ghostwatch.store import MessageRow, OutboxRow, StepLog
+from ghostwatch.templates import render
+
+__all__ = ["Outcome", "Report", "queue_due", "send_pending", "settle", "thread_context"]
+
+log = structlog.get_logger("ghostwatch.sender")
+
+#: Steps that write to the client; tasks are for the user (the digest).
+_SENDING_ACTIONS = frozenset({"send", "pause"})
+_PENDING = (State.QUEUED.value, State.APPROVED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one pass did with one outbox row, in words for the user."""
+
+    row_id: int
+    thread_id: str
+    to: str
+    subject: str
+    step: str
+    what: str  # queued, sent, would-send, held, cancelled, retry, failed, uncertain, settled
+    detail: str
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome]
+
+    def of(self, what: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.what == what]
+
+
+def _outcome(row: OutboxRow, what: str, detail: str) -> Outcome:
+    return Outcome(row.id, row.thread_id, row.to_addr, row.subject, row.step, what, detail)
+
+
+# --- queueing ---------------------------------------------------------------------------
+
+
+def _policy_step(policy: PolicySettings, planned: PlannedStep) -> Step | None:
+    steps = policy.policies[planned.stage].steps if planned.stage in policy.policies else []
+    if 0 <= planned.index < len(steps) and steps[planned.index].name == planned.step:
+        return steps[planned.index]
+    return None
+
+
+def client_key(policy: PolicySettings, facts: ThreadFacts, to_addr: str) -> str:
+    """Who the per-client daily cap counts: the configured client, else the address."""
+    client = policy.client_for(facts.verdict.counterparts)
+    return f"client:{client.name}" if client is not None else to_addr.lower()
+
+
+def thread_context(db: Session, account: str, facts: ThreadFacts) -> ThreadContext:
+    """The thread's ids in date order, and the message to answer: the latest one that
+    a person wrote (never a bounce or an auto-reply)."""
+    rows = db.execute(
+        select(MessageRow.message_id, MessageRow.kind, MessageRow.date)
+        .where(MessageRow.account == account, MessageRow.thread_id == facts.thread_id)
+        .order_by(MessageRow.date)
+    ).all()
+    ids: list[str] = []
+    parent = ""
+    for message_id, kind, _date in rows:
+        if not message_id or message_id in ids:
+            continue
+        ids.append(message_id)
+        if kind not in (Kind.BOUNCE.value, Kind.AUTO_REPLY.value):
+            parent = message_id
+    if not parent:
+        raise GhostwatchError(f"thread {facts.thread_id}: no message with a Message-ID to answer")
+    to = facts.counterpart_last_wrote_from or facts.verdict.counterpart
+    if not to:
+        raise GhostwatchError(f"thread {facts.thread_id}: no address to write to")
+    return ThreadContext(
+        subject=facts.subject, message_ids=tuple(ids), reply_to_message_id=parent, to_address=to
+    )
+
+
+def _draft(  # noqa: PLR0917 - one call site, all of it context
+    db: Session,
+    settings: Settings,
+    account: AccountSettings,
+    facts: ThreadFacts,
+    planned: PlannedStep,
+    now: datetime,
+) -> Draft:
+    policy = settings.policy
+    step = _policy_step(policy, planned)
+    anchor = silence_anchor(facts.verdict)
+    if step is None or anchor is None or not planned.template:
+        raise GhostwatchError(f"thread {facts.thread_id}: step {planned.step!r} cannot be drafted")
+    vars_ = template_vars(settings, account, facts, step, now)
+    rendered = render(planned.template, vars_, vars_.locale, templates_dir=profile_dir(settings))
+    ctx = thread_context(db, account.name, facts)
+    attachment = None
+    if planned.attach_invoice:
+        if facts.invoice is None or not facts.invoice.attachment:
+            raise GhostwatchError(
+                f"thread {facts.thread_id}: step {planned.step!r} attaches the invoice, but no "
+                f"file is on record: ghostwatch track {facts.thread_id} --attach FILE.pdf"
+            )
+        attachment = facts.invoice.attachment
+    message_id = make_message_id(account.address.rpartition("@")[2])
+    # Build it once now: a value compose refuses (a header injection in a name or a
+    # subject) is refused at queueing, before anyone approves it.
+    compose(
+        account_address=account.address,
+        display_name=account.display_name,
+        thread=ctx,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=message_id,
+        now=now,
+    )
+    return Draft(
+        account=account.name,
+        thread_id=facts.thread_id,
+        anchor=anchor,
+        step=planned.step,
+        mode=planned.mode,
+        to_addr=ctx.to_address,
+        subject=ctx.subject,
+        message_id=message_id,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        attachment=attachment,
+        due_at=planned.due_at,
+        client=client_key(policy, facts, ctx.to_address),
+        in_reply_to=ctx.reply_to_message_id,
+        references=" ".join(ctx.message_ids),
+        locale=vars_.locale,
+        reason=planned.reason,
+    )
+
+
+def queue_due(db: Session, settings: Settings, account: AccountSettings, now: datetime) -> Report:
+    """Write every step due within ``queue_ahead_hours`` to the outbox; cancel queued
+    drafts that their thread no longer calls for. Commits."""
+    policy = settings.policy
+    facts = {f.thread_id: f for f in gather(db, account, policy)}
+    outcomes = _cancel_stale(db, account, policy, facts, now)
+    horizon = now + timedelta(hours=settings.sending.queue_ahead_hours)
+    for planned in engine.plan(list(facts.values()), policy, now, until=horizon):
+        if planned.action not in _SENDING_ACTIONS or not planned.template:
+            continue
+        try:
+            draft = _draft(db, settings, account, facts[planned.thread_id], planned, now)
+        except GhostwatchError as exc:
+            log.warning(
+                "draft_refused", thread=planned.thread_id, step=planned.step, error=str(exc)
+            )
+            outcomes.append(
+                Outcome(
+                    0,
+                    planned.thread_id,
+                    planned.counterpart or "?",
+                    "",
+                    planned.step,
+                    "refused",
+                    str(exc),
+                )
+            )
+            continue
+        row, created = outbox.enqueue(db, draft, now)
+        if created:
+            db.flush()
+            outcomes.append(
+                _outcome(row, "queued", f"{planned.mode}; due {planned.due_at:%Y-%m-%d %H:%M %Z}")
+            )
+    db.commit()
+    return Report(outcomes)
+
+
+def _still_due(
+    row: OutboxRow, facts: ThreadFacts | None, policy: PolicySettings, now: datetime
+) -> tuple[PlannedStep | None, str]:
+    """Whether the thread still calls for this draft: (its planned step, or None and why)."""
+    if facts is None or not facts.verdict.awaiting:
+        return None, "the thread no longer awaits a reply (answered, or closed)"
+    if silence_anchor(facts.verdict) != row.anchor:
+        return None, "you wrote again in this thread since the draft was queued"
+    planned = engine.next_step(facts, policy, now)
+    if planned is None or planned.step != row.step:
+        return None, engine.explain(facts, policy, now).status
+    return planned, ""
+
+
+def _cancel_stale(
+    db: Session,
+    account: AccountSettings,
+    policy: PolicySettings,
+    facts: dict[str, ThreadFacts],
+    now: datetime,
+) -> list[Outcome]:
+    out = []
+    pending = db.scalars(
+        select(OutboxRow).where(OutboxRow.account == account.name, OutboxRow.state.in_(_PENDING))
+    )
+    for row in list(pending):
+        planned, why = _still_due(row, facts.get(row.thread_id), policy, now)
+        if planned is None:
+            out.append(_cancel(db, row, why, now))
+    return out
+
+
+def _cancel(db: Session, row: OutboxRow, why: str, now: datetime) -> Outcome:
+    outbox.move(db, row.id, State.CANCELLED, now, expect=State(row.state), error=why)
+    log.info("draft_cancelled", row=row.id, thread=row.thread_id, step=row.step, why=why)
+    return _outcome(row, "cancelled", why)
+
+
+# --- settling uncertain sends ------------------------------------------------------------
+
+
+def _seen_in_mailbox(db: Session, account: str, message_id: str) -> bool:
+    """Our Message-ID in the synced mail (Sent, or any folder), or quoted by a reply."""
+    found = db.scalar(
+        select(MessageRow.id)
+        .where(
+            MessageRow.account == account,
+            or_(
+                MessageRow.message_id == message_id,
+                MessageRow.in_reply_to == message_id,
+                MessageRow.references.contains(message_id),
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def log_step(db: Session, row: OutboxRow, outcome: str, at: datetime) -> None:
+    try:
+        with db.begin_nested():
+            db.add(StepLog(account=row.account, thread_id=row.thread_id, anchor=row.anchor,
+                           step=row.step, outcome=outcome, at=at))  # fmt: skip
+    except IntegrityError:
+        pass  # already recorded (by the user, or an earlier settle)
+
+
+def settle(db: Session, account: AccountSettings, now: datetime) -> list[Outcome]:
+    """Rows a crash left ``sending`` become ``uncertain``; an uncertain row whose
+    Message-ID is in the synced mailbox is settled as sent. The rest wait for the
+    user (``ghostwatch settle``); they are never resent on ghostwatch's own. Commits."""
+    out = []
+    for row in outbox.recover(db, account.name, now):
+        out.append(_outcome(row, "uncertain", "interrupted while sending"))
+    uncertain = db.scalars(
+        select(OutboxRow).where(
+            OutboxRow.account == account.name, OutboxRow.state == State.UNCERTAIN.value
+        )
+    )
+    for row in list(uncertain):
+        if _seen_in_mailbox(db, account.name, row.message_id):
+            outbox.move(db, row.id, State.SENT, now, expect=State.UNCERTAIN,
+                        error="settled: found in the mailbox")  # fmt: skip
+            log_step(db, row, "sent", now)
+            out.append(_outcome(row, "settled", "found in the mailbox: it went out"))
+    db.commit()
+    return out
+
+
+# --- sending -----------------------------------------------------------------------------
+
+
+def _limits(settings: Settings) -> dispatch.Limits:
+    s = settings.sending
+    return dispatch.Limits(
+        hourly_cap=s.hourly_cap,
+        per_client_daily=s.per_client_daily,
+        spread_minutes=s.spread_minutes,
+        auto_send=s.auto_send,
+    )
+
+
+def _candidate(row: OutboxRow) -> dispatch.Candidate:
+    return dispatch.Candidate(
+        row_id=row.id,
+        message_id=row.message_id,
+        state=row.state,
+        mode=row.mode,
+        client=row.client or row.to_addr,
+        due_at=row.due_at,
+        next_attempt_at=row.next_attempt_at,
+    )
+
+
+def _recent_sends(db: Session, account: str, now: datetime) -> list[dispatch.SentRecord]:
+    rows = db.execute(
+        select(OutboxRow.client, OutboxRow.to_addr, OutboxRow.sent_at).where(
+            OutboxRow.account == account,
+            OutboxRow.state == State.SENT.value,
+            OutboxRow.sent_at > now - timedelta(days=2),
+        )
+    )
+    return [dispatch.SentRecord(c or t, s) for c, t, s in rows if s is not None]
+
+
+def build_message(row: OutboxRow, account: AccountSettings, now: datetime) -> EmailMessage:
+    """The draft as the message that goes out (and into Sent); raises ComposeError or
+    OSError (the invoice file cannot be read)."""
+    attachments = []
+    if row.attachment:
+        path = Path(row.attachment).expanduser()
+        attachments.append(Attachment(filename=path.name, content=path.read_bytes()))
+    return compose(
+        account_address=account.address,
+        display_name=account.display_name,
+        thread=ThreadContext(
+            subject=row.subject,
+            message_ids=tuple(row.references.split()),
+            reply_to_message_id=row.in_reply_to,
+            to_address=row.to_addr,
+            to_name=row.to_name,
+        ),
+        text=row.body_text,
+        html=row.body_html,
+        attachments=attachments,
+        message_id=row.message_id,
+        now=now,
+    )
+
+
+def _save_to_sent(account: AccountSettings, settings: Settings, raw: bytes, when: datetime) -> str:
+    """APPEND the copy to Sent, per ``save_to_sent``; returns a note ("" when done)."""
+    from ghostwatch.imap import connect
+
+    mode = settings.sending.save_to_sent
+    if mode is SaveToSent.NEVER:
+        return ""
+    try:
+        session = connect(account, resolve_password(account.imap, f"{account.name}/imap"))
+    except GhostwatchError as exc:
+        return f"sent, but not copied to Sent: {exc}"
+    try:
+        if mode is SaveToSent.AUTO and session.gmail:
+            return ""  # Gmail files what its SMTP server sent by itself
+        sent = session.discover_folders().get("sent")
+        if sent is None:
+            return "sent, but no Sent folder was found to copy it to"
+        session.append(sent, raw, when)
+    except (OSError, IMAPClientError, GhostwatchError) as exc:
+        return f"sent, but the copy to Sent failed: {exc}"
+    else:
+        return ""
+    finally:
+        session.logout()
+
+
+def _send_one(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    account: AccountSettings,
+    row: OutboxRow,
+    now: datetime,
+) -> Outcome:
+    with sessions() as db:
+        if row.state == State.QUEUED.value:
+            # An auto step, let through by auto_send: recorded as approved first.
+            outbox.move(db, row.id, State.APPROVED, now, expect=State.QUEUED)
+            db.commit()
+        try:
+            msg = build_message(row, account, now)
+        except (ComposeError, OSError) as exc:
+            why = f"cannot build the message: {exc}"
+            outbox.move(db, row.id, State.FAILED, now, expect=State.APPROVED, error=why)
+            db.commit()
+            return _outcome(row, "failed", why)
+        if account.smtp is None:
+            why = f"account {account.name!r} has no [accounts.smtp] section: cannot send"
+            outbox.move(db, row.id, State.FAILED, now, expect=State.APPROVED, error=why)
+            db.commit()
+            return _outcome(row, "failed", why)
+        try:
+            password = resolve_password(account.smtp, f"{account.name}/smtp")
+        except GhostwatchError as exc:
+            return _outcome(row, "held", f"SMTP password unavailable: {exc}")
+        outbox.claim(db, row.id, now)  # committed: from here a crash means "uncertain"
+        failpoints.hit("before_smtp")
+        raw = msg.as_bytes(policy=email.policy.SMTP)
+        result = send_message_sync(account, password, msg, mail_from=account.address,
+                                   rcpts=[row.to_addr])  # fmt: skip
+        if result.outcome is SendOutcome.SENT:
+            failpoints.hit("after_250")
+            note = _save_to_sent(account, settings, raw, now)
+            failpoints.hit("after_append")
+            failpoints.hit("before_commit")
+            outbox.move(db, row.id, State.SENT, now, expect=State.SENDING, error=note or None)
+            log_step(db, row, "sent", now)
+            db.commit()
+            log.info("follow_up_sent", row=row.id, thread=row.thread_id, step=row.step)
+            return _outcome(row, "sent", result.message + (f" ({note})" if note else ""))
+        if result.outcome is SendOutcome.RETRY:
+            attempts = row.attempts + 1
+            if attempts >= settings.sending.max_attempts:
+                why = f"{result.message} (gave up after {attempts} attempts)"
+                outbox.move(db, row.id, State.FAILED, now, expect=State.SENDING, error=why)
+                db.commit()
+                return _outcome(row, "failed", why)
+            delay = timedelta(minutes=settings.sending.retry_minutes * 2 ** (attempts - 1))
+            outbox.move(db, row.id, State.APPROVED, now, expect=State.SENDING,
+                        error=result.message, retry_at=now + delay)  # fmt: skip
+            db.commit()
+            return _outcome(row, "retry", f"{result.message}; next try at {now + delay:%H:%M %Z}")
+        target = State.FAILED if result.outcome is SendOutcome.FAILED else State.UNCERTAIN
+        outbox.move(db, row.id, target, now, expect=State.SENDING, error=result.message)
+        db.commit()
+        return _outcome(row, target.value, result.message)
+
+
+def send_pending(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    account: AccountSettings,
+    clock: Clock,
+    *,
+    dry_run: bool = False,
+    resync: Callable[[], None] | None = None,
+) -> Report:
+    """One send pass over the account's outbox; see the module docstring.
+
+    ``resync`` brings the store up to date with the mailbox (a sync of the account);
+    it runs before settling and again right before each message goes out. If it
+    fails, nothing is sent in this pass.
+    """
+    outcomes: list[Outcome] = []
+    policy = settings.policy
+    dry_run = dry_run or settings.sending.dry_run
+    limits = _limits(settings)
+    try:
+        if resync is not None:
+            resync()
+    except GhostwatchError as exc:
+        return Report([Outcome(0, "", "", "", "", "held", f"cannot re-check the mailbox: {exc}")])
+    with sessions() as db:
+        outcomes += settle(db, account, clock.now())
+        outcomes += queue_due(db, settings, account, clock.now()).outcomes
+        pending = list(
+            db.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.account == account.name, OutboxRow.state.in_(_PENDING)
+                )
+            )
+        )
+    calendars = _calendars(sessions, account, policy, pending)
+    cands = {r.id: r for r in pending}
+    ordered = dispatch.order(
+        [_candidate(r) for r in pending], lambda c: calendars[c.row_id], limits
+    )
+    first = True
+    for cand in ordered:
+        row = cands[cand.row_id]
+        now = clock.now()
+        with sessions() as db:
+            decision = dispatch.decide(
+                cand, now, calendars[row.id], limits, _recent_sends(db, account.name, now)
+            )
+        if isinstance(decision, dispatch.Hold):
+            outcomes.append(_outcome(row, "held", decision.reason))
+            continue
+        if not first and resync is not None:
+            try:
+                resync()
+            except GhostwatchError as exc:
+                outcomes.append(_outcome(row, "held", f"cannot re-check the mailbox: {exc}"))
+                break
+        first = False
+        now = clock.now()
+        with sessions() as db:
+            found = gather(db, account, policy, thread_ids=[row.thread_id])
+            planned, why = _still_due(row, found[0] if found else None, policy, now)
+            if planned is None:
+                outcomes.append(_cancel(db, row, why, now))
+                db.commit()
+                continue
+            current = db.get(OutboxRow, row.id)
+            if current is None or current.state not in _PENDING:
+                continue  # someone else moved it meanwhile
+            row = current
+            if planned.due_at > now:
+                # Postponed since queueing (an out-of-office named a return date).
+                row.due_at = planned.due_at
+                db.commit()
+                outcomes.append(_outcome(row, "held", f"postponed: {planned.reason}"))
+                continue
+        if dry_run:
+            outcomes.append(
+                _outcome(row, "would-send", f"dry run: {decision.slot:%a %d %b %H:%M %Z}")
+            )
+            continue
+        outcomes.append(_send_one(sessions, settings, account, row, now))
+    return Report(outcomes)
+
+
+def _calendars(
+    sessions: sessionmaker[Session],
+    account: AccountSettings,
+    policy: PolicySettings,
+    rows: Iterable[OutboxRow],
+) -> dict[int, Calendar]:
+    rows = list(rows)
+    with sessions() as db:
+        facts = {
+            f.thread_id: f
+            for f in gather(
+                db, account, policy, thread_ids={r.thread_id for r in rows}, awaiting_only=False
+            )
+        }
+    default = Calendar()
+    return {
+        r.id: engine.calendar_for(facts[r.thread_id], policy) if r.thread_id in facts else default
+        for r in rows
+    }

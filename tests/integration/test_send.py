@@ -1,0 +1,286 @@
+"""The send path end to end, as a user runs it: `ghostwatch send`, `queue`, `approve`,
+against the real Postfix and Dovecot of a MailStack.
+
+The user (alice@example.test) wrote to a prospect at client.test ten days before
+``NOW`` (a Friday, 10:00 UTC, inside the default Mon-Fri 09:00-17:00 window); the
+prospect policy's first nudge is due. Postfix on loopback relays without AUTH and
+delivers to the client's Dovecot mailbox, where the tests look for what arrived.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ghostwatch.store import OutboxRow, StepLog
+from mailenv import NOW, Env, make_env, run_cli, write_config
+from mailstack import MailStack
+
+pytestmark = pytest.mark.mailstack
+
+ORIGINAL = "<quote-1@example.test>"
+AT = NOW.isoformat()
+
+
+@dataclass
+class SendEnv:
+    env: Env
+    client: str
+    config: Path
+
+    def cli(self, *args: str, now: str = AT) -> Any:
+        return run_cli(self.config, "--now", now, *args)
+
+    def rows(self) -> list[OutboxRow]:
+        with self.env.sessions() as db:
+            return list(db.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+
+    def client_inbox(self) -> list[EmailMessage]:
+        """What reached the client, once Postfix has delivered everything handed to it
+        so far: a marker sent now through the same Postfix is waited for first."""
+        marker = f"<marker-{time.monotonic_ns()}@example.test>"
+        before = len(self.env.stack.messages(self.client, "INBOX"))
+        self.env.stack.deliver(
+            "postmaster@example.test",
+            [self.client],
+            f"From: postmaster@example.test\r\nTo: {self.client}\r\nSubject: marker\r\n"
+            f"Message-ID: {marker}\r\n\r\nmarker\r\n".encode(),
+        )
+        got = self.env.stack.wait_for_messages(self.client, "INBOX", before + 1)
+        deadline = time.monotonic() + 20
+        while not any(marker.encode() in raw for raw in got) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            got = self.env.stack.messages(self.client, "INBOX")
+        msgs = [_parse(raw) for raw in got]
+        assert any(m["Message-ID"] == marker for m in msgs), "the marker never arrived"
+        return [m for m in msgs if m["Subject"] != "marker"]
+
+    def sent_folder(self) -> list[EmailMessage]:
+        return [_parse(raw) for raw in self.env.stack.messages(self.env.address, "Sent")]
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def _smtp_section(stack: MailStack, port: int | None = None) -> str:
+    return f"""
+[accounts.smtp]
+host = "127.0.0.1"
+port = {port or stack.smtp_port}
+security = "none"
+username = "unused"
+password_command = "echo unused"
+timeout = 10
+"""
+
+
+def make_send_env(
+    mailstack: MailStack, tmp_path: Path, *, sending: str = "", smtp_port: int | None = None
+) -> SendEnv:
+    env = make_env(mailstack, tmp_path)
+    client = f"bob-{os.getpid()}-{tmp_path.name[-12:]}@client.test".lower()
+    mailstack.add_user(client, "pw-" + client)
+    env.sent(client, "Quote for the new website", ORIGINAL, days_ago=10)
+    config = write_config(
+        env,
+        tmp_path / "config.toml",
+        extra=_smtp_section(mailstack, smtp_port) + f"\n[sending]\nspread_minutes = 0\n{sending}\n",
+    )
+    return SendEnv(env, client, config)
+
+
+@pytest.fixture
+def senv(mailstack: MailStack, tmp_path: Path) -> SendEnv:
+    return make_send_env(mailstack, tmp_path)
+
+
+def test_a_due_step_is_queued_for_approval_and_not_sent(senv: SendEnv) -> None:
+    """mode "approve" (the default): `send` writes the draft down and waits for you."""
+    out = senv.cli("send")
+    assert out.returncode == 0, out.stderr
+    assert "queued" in out.stdout and "waiting for your approval" in out.stdout
+    [row] = senv.rows()
+    assert (row.state, row.step, row.to_addr) == ("queued", "nudge", senv.client)
+    assert row.in_reply_to == ORIGINAL
+    assert senv.client_inbox() == []
+    listed = json.loads(senv.cli("queue", "--json").stdout)
+    assert [(r["id"], r["thread_id"], r["to"], r["step"], r["state"]) for r in listed] == [
+        (row.id, row.thread_id, senv.client, "nudge", "queued")
+    ]
+    assert listed[0]["due_at"] == row.due_at.isoformat()
+
+
+def test_an_approved_follow_up_arrives_once_threaded_and_is_copied_to_sent(senv: SendEnv) -> None:
+    """approve + send: it reaches the client's INBOX under the original thread, lands in
+    the user's Sent exactly once, the step is logged, and a second `send` does nothing."""
+    senv.cli("send")
+    [row] = senv.rows()
+    approved = senv.cli("approve", str(row.id))
+    assert approved.returncode == 0, approved.stderr
+    out = senv.cli("send")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"#{row.id} sent" in out.stdout
+
+    [got] = senv.env.stack.wait_for_messages(senv.client, "INBOX", 1)
+    msg = _parse(got)
+    assert msg["Message-ID"] == row.message_id
+    assert msg["In-Reply-To"] == ORIGINAL
+    assert ORIGINAL in msg["References"]
+    assert msg["Subject"] == "Re: Quote for the new website"
+    assert senv.env.address in msg["From"]
+    body = msg.get_body(("plain",))
+    assert body is not None and body.get_content().strip()
+
+    sent_copies = [m for m in senv.sent_folder() if m["Message-ID"] == row.message_id]
+    assert len(sent_copies) == 1
+    [after] = senv.rows()
+    assert after.state == "sent" and after.sent_at == NOW
+    with senv.env.sessions() as db:
+        logged = db.scalars(select(StepLog.outcome).where(StepLog.thread_id == row.thread_id))
+        assert list(logged) == ["sent"]
+
+    again = senv.cli("send", now=(NOW + timedelta(minutes=5)).isoformat())
+    assert again.returncode == 0, again.stderr
+    assert " sent:" not in again.stdout
+    assert len(senv.env.stack.messages(senv.client, "INBOX")) == 1
+    assert [r.state for r in senv.rows()] == ["sent"]
+
+
+def test_a_reply_between_queueing_and_sending_cancels_the_send(senv: SendEnv) -> None:
+    """The client answers after the draft was approved: the re-sync right before SMTP
+    sees it and the draft is cancelled, not sent."""
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    senv.env.received(senv.client, "Re: Quote for the new website", "<answer@client.test>",
+                      days_ago=0.01, in_reply_to=ORIGINAL)  # fmt: skip
+    out = senv.cli("send")
+    assert out.returncode == 0, out.stderr
+    assert "cancelled" in out.stdout
+    [after] = senv.rows()
+    assert after.state == "cancelled"
+    assert senv.client_inbox() == []
+
+
+def test_dry_run_shows_the_message_and_sends_nothing(senv: SendEnv) -> None:
+    """--dry-run prints what would go out, full text included, and moves no row."""
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "Dry run" in out.stdout and "would-send" in out.stdout
+    assert f"Message-ID: {row.message_id}" in out.stdout
+    assert row.body_text.strip().splitlines()[0] in out.stdout
+    assert [r.state for r in senv.rows()] == ["approved"]
+    assert senv.client_inbox() == []
+
+
+def test_the_global_dry_run_switch_sends_nothing(mailstack: MailStack, tmp_path: Path) -> None:
+    """[sending] dry_run = true: same as --dry-run on every run."""
+    senv = make_send_env(mailstack, tmp_path, sending="dry_run = true")
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert "would-send" in out.stdout
+    assert [r.state for r in senv.rows()] == ["approved"]
+    assert senv.client_inbox() == []
+
+
+def test_outside_the_send_window_an_approved_draft_waits(senv: SendEnv) -> None:
+    """Saturday: the draft stays approved and says when it will go."""
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    saturday = (NOW + timedelta(days=1)).isoformat()
+    out = senv.cli("send", now=saturday)
+    assert "held" in out.stdout and "outside the send window" in out.stdout
+    assert [r.state for r in senv.rows()] == ["approved"]
+    assert senv.client_inbox() == []
+
+
+def test_auto_steps_go_only_when_auto_send_is_on(mailstack: MailStack, tmp_path: Path) -> None:
+    """A step with mode = "auto" waits for approval unless [sending] auto_send = true."""
+    policy = """
+[policies.prospect]
+stage = "prospect"
+[[policies.prospect.steps]]
+name = "nudge"
+after = "5 business days"
+template = "prospect_nudge"
+mode = "auto"
+"""
+    senv = make_send_env(mailstack, tmp_path, sending=policy)
+    out = senv.cli("send")
+    assert "auto-send is off" in out.stdout
+    assert [r.state for r in senv.rows()] == ["queued"]
+    text = senv.config.read_text().replace(
+        "spread_minutes = 0", "spread_minutes = 0\nauto_send = true"
+    )
+    senv.config.write_text(text)
+    out = senv.cli("send")
+    assert out.returncode == 0, out.stderr
+    assert [r.state for r in senv.rows()] == ["sent"]
+    assert len(senv.env.stack.wait_for_messages(senv.client, "INBOX", 1)) == 1
+
+
+def test_a_refused_recipient_is_failed_with_the_servers_reason(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """A 550 from Postfix: the row is failed, `queue` says why, nothing is retried."""
+    senv = make_send_env(mailstack, tmp_path)
+    senv.cli("send")
+    [row] = senv.rows()
+    with senv.env.sessions() as db:
+        stored = db.get(OutboxRow, row.id)
+        assert stored is not None
+        stored.to_addr = "nobody@not-a-test-domain.invalid"
+        db.commit()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert out.returncode == 1
+    [after] = senv.rows()
+    assert after.state == "failed"
+    assert after.last_error is not None and "550 5.1.1" in after.last_error
+    assert after.attempts == 1
+    listed = senv.cli("queue").stdout
+    assert "not sent: " in listed and "Recipient address rejected" in listed
+    senv.cli("send", now=(NOW + timedelta(hours=1)).isoformat())
+    assert [(r.state, r.attempts) for r in senv.rows()] == [("failed", 1)]
+
+
+def test_an_unreachable_smtp_server_is_retried_later(mailstack: MailStack, tmp_path: Path) -> None:
+    """Connection refused: back to approved with a retry time; the next run before that
+    time does not try again."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    senv = make_send_env(mailstack, tmp_path, smtp_port=dead_port)
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert "retry" in out.stdout
+    [after] = senv.rows()
+    assert after.state == "approved" and after.attempts == 1
+    assert after.next_attempt_at == NOW + timedelta(minutes=10)
+    soon = senv.cli("send", now=(NOW + timedelta(minutes=5)).isoformat())
+    assert "retrying after a temporary refusal" in soon.stdout
+    assert senv.rows()[0].attempts == 1
