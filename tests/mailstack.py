@@ -64,6 +64,9 @@ __all__ = [
 
 DEFAULT_DOMAINS: tuple[str, ...] = ("example.test", "client.test", "agency.test")
 INSTALL_COMMAND = "sudo bash scripts/install-system-deps.sh"
+#: Recipients the stack's Postfix always refuses at RCPT: 451 (try later), 421 (closing).
+GREYLISTED = "greylisted@client.test"
+CLOSING = "closing@client.test"
 
 # Dovecot refuses to deliver mail as root; these are Debian's nobody:nogroup.
 MAIL_UID = 65534
@@ -664,6 +667,11 @@ virtual_transport = lmtp:inet:127.0.0.1:{self.lmtp_port}
 # No recipient map: Postfix accepts any address at a test domain and Dovecot's
 # LMTP rejects unknown users, so the sender gets a real RFC 3464 bounce instead
 # of an SMTP-time rejection.
+
+# Fixed refusals at RCPT time, so tests see a real Postfix answer 451 (greylisting)
+# and 421 (closing the connection) for these two recipients; access(5).
+smtpd_recipient_restrictions =
+    check_recipient_access inline:{{ {{ {GREYLISTED} = 451 4.7.1 Greylisted, try again later }}, {{ {CLOSING} = 421 4.3.2 Service shutting down }} }}
 
 # Anything else bounces instead of leaving the machine.
 default_transport = {never}

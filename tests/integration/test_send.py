@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from ghostwatch.store import OutboxRow, StepLog
 from mailenv import NOW, Env, make_env, run_cli, write_config
-from mailstack import MailStack
+from mailstack import CLOSING, GREYLISTED, MailStack
 
 pytestmark = pytest.mark.mailstack
 
@@ -284,3 +284,88 @@ def test_an_unreachable_smtp_server_is_retried_later(mailstack: MailStack, tmp_p
     soon = senv.cli("send", now=(NOW + timedelta(minutes=5)).isoformat())
     assert "retrying after a temporary refusal" in soon.stdout
     assert senv.rows()[0].attempts == 1
+
+
+def _redirect(senv: SendEnv, row_id: int, to: str) -> None:
+    """Point a queued draft at one of the stack's fixed-refusal recipients."""
+    with senv.env.sessions() as db:
+        stored = db.get(OutboxRow, row_id)
+        assert stored is not None
+        stored.to_addr = to
+        db.commit()
+
+
+@pytest.mark.parametrize(
+    ("rcpt", "reply"),
+    [(GREYLISTED, "451 4.7.1"), (CLOSING, "421 4.3.2")],
+    ids=["451-greylisted", "421-closing"],
+)
+def test_a_temporary_refusal_is_retried_with_backoff_then_failed(
+    mailstack: MailStack, tmp_path: Path, rcpt: str, reply: str
+) -> None:
+    """Postfix answers 451 or 421 at RCPT: approved again with a retry time that
+    doubles; after max_attempts the row is failed with the server's words."""
+    senv = make_send_env(mailstack, tmp_path, sending="max_attempts = 3")
+    senv.cli("send")
+    [row] = senv.rows()
+    _redirect(senv, row.id, rcpt)
+    senv.cli("approve", str(row.id))
+    first = senv.cli("send")
+    assert f"#{row.id} retry" in first.stdout, first.stdout
+    [after] = senv.rows()
+    assert (after.state, after.attempts) == ("approved", 1)
+    assert after.next_attempt_at == NOW + timedelta(minutes=10)
+    second_at = NOW + timedelta(minutes=11)
+    senv.cli("send", now=second_at.isoformat())
+    [after] = senv.rows()
+    assert (after.state, after.attempts) == ("approved", 2)
+    assert after.next_attempt_at == second_at + timedelta(minutes=20)
+    third = senv.cli("send", now=(second_at + timedelta(minutes=21)).isoformat())
+    [after] = senv.rows()
+    assert (after.state, after.attempts) == ("failed", 3)
+    assert after.last_error is not None and reply in after.last_error, after.last_error
+    assert "gave up after 3 attempts" in third.stdout
+
+
+def test_starttls_not_offered_is_failed_and_says_so(mailstack: MailStack, tmp_path: Path) -> None:
+    """security = "starttls" and the server offers no STARTTLS: failed, nothing sent in
+    clear text, and the reason names the problem."""
+    senv = make_send_env(mailstack, tmp_path)
+    senv.config.write_text(
+        senv.config.read_text().replace(
+            'security = "none"\nusername = "unused"', 'security = "starttls"\nusername = "unused"'
+        )  # fmt: skip
+    )
+    assert 'security = "starttls"' in senv.config.read_text()
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert out.returncode == 1
+    [after] = senv.rows()
+    assert after.state == "failed"
+    assert after.last_error is not None and "STARTTLS" in after.last_error
+    assert senv.client_inbox() == []
+
+
+def test_an_uncertain_row_settled_as_not_sent_goes_out_once(senv: SendEnv) -> None:
+    """`settle ID --not-sent` is the user's word that it did not go out: the next run
+    sends it, once; `settle` refuses rows that are not uncertain."""
+    senv.cli("send")
+    [row] = senv.rows()
+    with senv.env.sessions() as db:
+        stored = db.get(OutboxRow, row.id)
+        assert stored is not None
+        stored.state = "uncertain"
+        db.commit()
+    assert "did this go out?" in senv.cli("queue").stdout
+    refused = senv.cli("settle", str(row.id))
+    assert refused.returncode != 0 and "--sent or --not-sent" in refused.stderr
+    settled = senv.cli("settle", str(row.id), "--not-sent")
+    assert settled.returncode == 0, settled.stderr
+    assert [r.state for r in senv.rows()] == ["approved"]
+    senv.cli("send")
+    assert [r.state for r in senv.rows()] == ["sent"]
+    again = senv.cli("settle", str(row.id), "--sent")
+    assert again.returncode == 1 and "is sent, not uncertain" in again.stderr
+    assert len(senv.client_inbox()) == 1

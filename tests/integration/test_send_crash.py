@@ -1,0 +1,79 @@
+"""Crash injection on the send path: SIGKILL at each point, restart, never twice.
+
+Each test approves the due nudge, runs ``ghostwatch send`` in a subprocess that
+kills itself at one failpoint (:mod:`ghostwatch.failpoints`), then runs
+``ghostwatch send`` again as the restarted service would, and once more later. The
+client's mailbox must hold at most one copy, and the row must end ``sent`` (when
+the mailbox proves it went out) or ``uncertain`` (when nothing proves it either
+way), never be sent a second time.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ghostwatch.failpoints import POINTS
+from mailenv import NOW
+from mailstack import MailStack
+from test_send import make_send_env
+
+pytestmark = pytest.mark.mailstack
+
+CRASHRUN = Path(__file__).resolve().parents[1] / "crashrun.py"
+
+#: Point -> (copies the client ends up with, final state of the row).
+#: before_smtp: claimed, nothing sent; nothing proves it did not go out either, so
+#: the row stays uncertain for the user to settle. after_data/after_250: the server
+#: has it; the Sent copy was never made, so uncertain. after_append/before_commit:
+#: the copy in Sent proves it went out: settled as sent at restart.
+EXPECTED = {
+    "before_smtp": (0, "uncertain"),
+    "after_data": (1, "uncertain"),
+    "after_250": (1, "uncertain"),
+    "after_append": (1, "sent"),
+    "before_commit": (1, "sent"),
+}
+
+
+def test_every_failpoint_has_an_expectation() -> None:
+    assert set(EXPECTED) == set(POINTS)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_kill_at_each_point_never_sends_twice(
+    mailstack: MailStack, tmp_path: Path, point: str
+) -> None:
+    senv = make_send_env(mailstack, tmp_path)
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+
+    crashed = subprocess.run(
+        [sys.executable, str(CRASHRUN), point, "--config", str(senv.config),
+         "--now", NOW.isoformat(), "send"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert [r.state for r in senv.rows()] == ["sending"]
+
+    later = NOW + timedelta(minutes=30)
+    restarted = senv.cli("send", now=later.isoformat())
+    copies, state = EXPECTED[point]
+    assert [r.state for r in senv.rows()] == [state], restarted.stdout + restarted.stderr
+    if state == "uncertain":
+        assert "uncertain" in restarted.stdout
+        assert "did this go out?" in senv.cli("queue").stdout
+    # And the day after, the service still does not send it again.
+    senv.cli("send", now=(NOW + timedelta(days=1, hours=1)).isoformat())
+    assert [r.state for r in senv.rows()] == [state]
+    inbox = senv.client_inbox()
+    assert len([m for m in inbox if m["Message-ID"] == row.message_id]) == copies
+    assert len(inbox) == copies
+    in_sent = [m for m in senv.sent_folder() if m["Message-ID"] == row.message_id]
+    assert len(in_sent) == (1 if point in ("after_append", "before_commit") else 0)
