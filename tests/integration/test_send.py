@@ -334,7 +334,7 @@ def test_starttls_not_offered_is_failed_and_says_so(mailstack: MailStack, tmp_pa
     senv.config.write_text(
         senv.config.read_text().replace(
             'security = "none"\nusername = "unused"', 'security = "starttls"\nusername = "unused"'
-        )  # fmt: skip
+        )
     )
     assert 'security = "starttls"' in senv.config.read_text()
     senv.cli("send")

@@ -17,11 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_send import make_send_env
 
 from ghostwatch.failpoints import POINTS
 from mailenv import NOW
 from mailstack import MailStack
-from test_send import make_send_env
 
 pytestmark = pytest.mark.mailstack
 
