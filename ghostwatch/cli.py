@@ -78,6 +78,14 @@ def check_config(obj: Context) -> None:
         + ", ".join(f"{name} ({len(p.steps)} steps)" for name, p in sorted(policy.policies.items()))
     )
     click.echo(f"  {len(policy.clients)} client(s), {len(policy.rules)} rule(s)")
+    sending = settings.sending
+    click.echo(
+        "  sending: "
+        + ("DRY RUN (nothing is sent), " if sending.dry_run else "")
+        + ('mode "auto" steps go on their own' if sending.auto_send else "every step waits for you")
+        + f"; at most {sending.hourly_cap}/hour and {sending.per_client_daily}/client/day"
+        + f"; copy to Sent: {sending.save_to_sent.value}"
+    )
     for account in settings.accounts:
         aliases = f" (+{len(account.aliases)} aliases)" if account.aliases else ""
         smtp = f", SMTP {account.smtp.host}" if account.smtp else ""

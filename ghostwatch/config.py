@@ -81,7 +81,12 @@ class ServerSettings(_Strict):
             )
             if getattr(self, name) is not None
         ]
-        if len(sources) != 1:
+        oauth = getattr(self, "token_command", None) is not None
+        if oauth and sources:
+            raise ValueError(
+                f"token_command (XOAUTH2) replaces the password: remove {', '.join(sources)}"
+            )
+        if len(sources) != 1 and not oauth:
             raise ValueError(
                 "set exactly one of password_command, password_file, password_env, "
                 f"password_credential or password (found: {', '.join(sources) or 'none'})"
@@ -108,6 +113,12 @@ class ImapSettings(ServerSettings):
 
 
 class SmtpSettings(ServerSettings):
+    token_command: str | None = Field(
+        default=None,
+        description="Command printing an OAuth 2.0 access token (SASL XOAUTH2), e.g. for "
+        "Gmail or Microsoft 365; replaces the password.",
+    )
+
     def effective_port(self) -> int:
         if self.port is not None:
             return self.port

@@ -27,6 +27,24 @@ from ghostwatch.policy import PolicySettings
 from ghostwatch.store import Folder, MessageRow, StepLog, ThreadRow, Tracking
 
 
+def name_of(db: Session, account: AccountSettings, facts: ThreadFacts) -> str:
+    """The display name the thread's counterpart last wrote under ("" if none)."""
+    address = facts.counterpart_last_wrote_from or facts.verdict.counterpart
+    if not address:
+        return ""
+    name = db.scalar(
+        select(MessageRow.from_name)
+        .where(
+            MessageRow.account == account.name,
+            MessageRow.from_addr == address,
+            MessageRow.from_name != "",
+        )
+        .order_by(MessageRow.date.desc())
+        .limit(1)
+    )
+    return (name or "").strip().strip('"')
+
+
 def silence_anchor(verdict: Verdict) -> str | None:
     """The key of the current silence in the step log: when it started."""
     start = verdict.first_unanswered_at or verdict.awaiting_since

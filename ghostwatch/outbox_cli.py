@@ -11,6 +11,7 @@ import click
 from sqlalchemy import select
 
 from ghostwatch.cliutil import Context, _fail
+from ghostwatch.compose import reply_subject
 from ghostwatch.errors import GhostwatchError
 
 #: States shown by ``queue`` without ``--all``: what still needs someone.
@@ -28,7 +29,7 @@ def row_json(row: Any) -> dict[str, Any]:
         "thread_id": row.thread_id,
         "account": row.account,
         "to": row.to_addr,
-        "subject": row.subject,
+        "subject": reply_subject(row.subject),
         "step": row.step,
         "state": row.state,
         "mode": row.mode,
@@ -92,7 +93,9 @@ def send(obj: Context, dry_run: bool, account_name: str | None) -> None:
             click.echo(f"    {o.detail}")
             failed = failed or o.what in ("failed", "uncertain", "refused")
         if dry:
-            _print_would_send(sessions, [o.row_id for o in report.of("would-send")])
+            # Show everything: the full text of each draft, whether it would go now or not.
+            shown = report.of("would-send") + report.of("held") + report.of("queued")
+            _print_would_send(sessions, sorted({o.row_id for o in shown if o.row_id}))
     if failed:
         raise SystemExit(1)
 
@@ -111,7 +114,7 @@ def _print_would_send(sessions: Any, ids: list[int]) -> None:
 def _print_row(row: Any) -> None:
     click.echo(f"#{row.id}  {row.state}  step {row.step} ({row.mode})  thread {row.thread_id}")
     click.echo(f"To: {row.to_addr}")
-    click.echo(f"Subject: {row.subject}")
+    click.echo(f"Subject: {reply_subject(row.subject)}")
     click.echo(f"Message-ID: {row.message_id}")
     click.echo(f"Due: {row.due_at:%a %d %b %Y %H:%M %Z}  ({row.reason})")
     if row.attachment:
@@ -152,7 +155,7 @@ def queue(obj: Context, as_json: bool, show_all: bool, account_name: str | None)
         return
     for r in rows:
         click.echo(f"#{r.id:<4} {r.state:<9} {r.due_at:%a %d %b %H:%M %Z}  {r.to_addr}  {r.step}")
-        click.echo(f"      {r.subject}")
+        click.echo(f"      {reply_subject(r.subject)}")
         question = _QUESTION.get(r.state)
         if question:
             click.echo("      " + question.format(id=r.id, error=r.last_error or "?"))

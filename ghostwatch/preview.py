@@ -18,7 +18,7 @@ from ghostwatch.compose import reply_subject
 from ghostwatch.config import AccountSettings, Settings
 from ghostwatch.errors import GhostwatchError
 from ghostwatch.facts import ThreadFacts
-from ghostwatch.gather import gather
+from ghostwatch.gather import gather, name_of
 from ghostwatch.policy import Step
 from ghostwatch.templates import (
     Locale,
@@ -69,7 +69,9 @@ def preview(
     if not template:
         action = step.action if step is not None else "?"
         raise GhostwatchError(f"step {step_name!r} of policy {stage!r} sends nothing ({action})")
-    vars_ = template_vars(settings, account, facts, step, now)
+    vars_ = template_vars(
+        settings, account, facts, step, now, counterpart_name=name_of(db, account, facts)
+    )
     locale = vars_.locale
     rendered = render(template, vars_, locale, templates_dir=templates_dir)
     to = facts.counterpart_last_wrote_from or facts.verdict.counterpart or "?"
@@ -82,9 +84,13 @@ def template_vars(
     facts: ThreadFacts,
     step: Step | None,
     now: datetime,
+    *,
+    counterpart_name: str = "",
 ) -> TemplateVars:
     """Everything a template of ``step`` may say about this thread, formatted later by
-    the template for the client's locale."""
+    the template for the client's locale. ``client_name`` is the configured client's
+    name, else the name the person signs their mail with (``counterpart_name``), else
+    empty: the templates then greet without a name rather than with an address."""
     policy = settings.policy
     client = policy.client_for(facts.verdict.counterparts)
     cal = engine.calendar_for(facts, policy)
@@ -101,7 +107,7 @@ def template_vars(
     balance = invoice.amount if invoice is not None else Decimal(0)
     profile = settings.profile
     return TemplateVars(
-        client_name=client.name if client else (facts.verdict.counterpart or ""),
+        client_name=client.name if client else counterpart_name,
         project_name=facts.subject,
         original_subject=facts.subject,
         original_date=started.astimezone(cal.zone()).date(),

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import structlog
 from imapclient.exceptions import IMAPClientError
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,17 +38,25 @@ from ghostwatch import dispatch, engine, failpoints, outbox
 from ghostwatch.businesstime import Calendar
 from ghostwatch.classify import Kind
 from ghostwatch.clock import Clock
-from ghostwatch.compose import Attachment, ComposeError, ThreadContext, compose, make_message_id
+from ghostwatch.compose import (
+    Attachment,
+    ComposeError,
+    ThreadContext,
+    compose,
+    make_message_id,
+    reply_subject,
+)
 from ghostwatch.config import AccountSettings, SaveToSent, Settings
 from ghostwatch.credentials import resolve_password
 from ghostwatch.errors import GhostwatchError
 from ghostwatch.facts import PlannedStep, ThreadFacts
-from ghostwatch.gather import gather, silence_anchor
+from ghostwatch.gather import gather, name_of, silence_anchor
+from ghostwatch.message import Direction
 from ghostwatch.outbox import Draft, State
 from ghostwatch.policy import PolicySettings, Step
 from ghostwatch.preview import profile_dir, template_vars
 from ghostwatch.smtp import SendOutcome, send_message_sync
-from ghostwatch.store import MessageRow, OutboxRow, StepLog
+from ghostwatch.store import Folder, MessageRow, OutboxRow, StepLog
 from ghostwatch.templates import render
 
 __all__ = ["Outcome", "Report", "queue_due", "send_pending", "settle", "thread_context"]
@@ -82,7 +90,8 @@ class Report:
 
 
 def _outcome(row: OutboxRow, what: str, detail: str) -> Outcome:
-    return Outcome(row.id, row.thread_id, row.to_addr, row.subject, row.step, what, detail)
+    subject = reply_subject(row.subject)
+    return Outcome(row.id, row.thread_id, row.to_addr, subject, row.step, what, detail)
 
 
 # --- queueing ---------------------------------------------------------------------------
@@ -140,7 +149,9 @@ def _draft(  # noqa: PLR0917 - one call site, all of it context
     anchor = silence_anchor(facts.verdict)
     if step is None or anchor is None or not planned.template:
         raise GhostwatchError(f"thread {facts.thread_id}: step {planned.step!r} cannot be drafted")
-    vars_ = template_vars(settings, account, facts, step, now)
+    vars_ = template_vars(
+        settings, account, facts, step, now, counterpart_name=name_of(db, account, facts)
+    )
     rendered = render(planned.template, vars_, vars_.locale, templates_dir=profile_dir(settings))
     ctx = thread_context(db, account.name, facts)
     attachment = None
@@ -264,15 +275,26 @@ def _cancel(db: Session, row: OutboxRow, why: str, now: datetime) -> Outcome:
 
 
 def _seen_in_mailbox(db: Session, account: str, message_id: str) -> bool:
-    """Our Message-ID in the synced mail (Sent, or any folder), or quoted by a reply."""
+    """Proof that our message went out: its Message-ID in a Sent folder, or a message
+    from someone else answering or quoting it. A copy anywhere else proves nothing (a
+    Drafts folder or Gmail's All Mail holds unsent drafts too)."""
+    sent_folders = select(Folder.id).where(Folder.account == account, Folder.role == "sent")
     found = db.scalar(
         select(MessageRow.id)
         .where(
             MessageRow.account == account,
             or_(
-                MessageRow.message_id == message_id,
-                MessageRow.in_reply_to == message_id,
-                MessageRow.references.contains(message_id),
+                and_(
+                    MessageRow.message_id == message_id,
+                    MessageRow.folder_id.in_(sent_folders),
+                ),
+                and_(
+                    MessageRow.direction == Direction.INCOMING.value,
+                    or_(
+                        MessageRow.in_reply_to == message_id,
+                        MessageRow.references.contains(message_id, autoescape=True),
+                    ),
+                ),
             ),
         )
         .limit(1)
@@ -422,15 +444,18 @@ def _send_one(
             outbox.move(db, row.id, State.FAILED, now, expect=State.APPROVED, error=why)
             db.commit()
             return _outcome(row, "failed", why)
+        token_command = account.smtp.token_command
         try:
-            password = resolve_password(account.smtp, f"{account.name}/smtp")
+            password = (
+                "" if token_command else resolve_password(account.smtp, f"{account.name}/smtp")
+            )
         except GhostwatchError as exc:
             return _outcome(row, "held", f"SMTP password unavailable: {exc}")
         outbox.claim(db, row.id, now)  # committed: from here a crash means "uncertain"
         failpoints.hit("before_smtp")
         raw = msg.as_bytes(policy=email.policy.SMTP)
         result = send_message_sync(account, password, msg, mail_from=account.address,
-                                   rcpts=[row.to_addr])  # fmt: skip
+                                   rcpts=[row.to_addr], token_command=token_command)  # fmt: skip
         if result.outcome is SendOutcome.SENT:
             failpoints.hit("after_250")
             note = _save_to_sent(account, settings, raw, now)

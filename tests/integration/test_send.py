@@ -369,3 +369,15 @@ def test_an_uncertain_row_settled_as_not_sent_goes_out_once(senv: SendEnv) -> No
     again = senv.cli("settle", str(row.id), "--sent")
     assert again.returncode == 1 and "is sent, not uncertain" in again.stderr
     assert len(senv.client_inbox()) == 1
+
+
+def test_save_to_sent_never_leaves_sent_alone(mailstack: MailStack, tmp_path: Path) -> None:
+    """save_to_sent = "never": delivered, but no copy is appended to Sent."""
+    senv = make_send_env(mailstack, tmp_path, sending='save_to_sent = "never"')
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    senv.cli("send")
+    assert [r.state for r in senv.rows()] == ["sent"]
+    assert [m["Message-ID"] for m in senv.client_inbox()] == [row.message_id]
+    assert [m for m in senv.sent_folder() if m["Message-ID"] == row.message_id] == []

@@ -17,9 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from test_send import make_send_env
 
 from ghostwatch.failpoints import POINTS
+from ghostwatch.store import MessageRow
 from mailenv import NOW
 from mailstack import MailStack
 
@@ -77,3 +79,63 @@ def test_a_kill_at_each_point_never_sends_twice(
     assert len(inbox) == copies
     in_sent = [m for m in senv.sent_folder() if m["Message-ID"] == row.message_id]
     assert len(in_sent) == (1 if point in ("after_append", "before_commit") else 0)
+
+
+def test_an_uncertain_send_is_settled_by_the_clients_reply_quoting_it(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """Killed after the 250, no copy in Sent: the client's answer, whose In-Reply-To is
+    our Message-ID, proves it went out; the row is settled as sent and nothing is
+    resent."""
+    senv = make_send_env(mailstack, tmp_path)
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    crashed = subprocess.run(
+        [sys.executable, str(CRASHRUN), "after_250", "--config", str(senv.config),
+         "--now", NOW.isoformat(), "send"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL
+    senv.env.received(senv.client, "Re: Re: Quote for the new website", "<thanks@client.test>",
+                      days_ago=-0.1, in_reply_to=row.message_id)  # fmt: skip
+    out = senv.cli("send", now=(NOW + timedelta(hours=4)).isoformat())
+    assert "settled" in out.stdout, out.stdout
+    [after] = senv.rows()
+    assert after.state == "sent"
+    assert len(senv.client_inbox()) == 1
+
+
+def test_a_copy_only_in_drafts_does_not_settle_an_uncertain_send(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """Only Sent (or a reply) proves a message went out: the same Message-ID in a
+    synced Drafts folder leaves the row uncertain."""
+    senv = make_send_env(mailstack, tmp_path)
+    senv.config.write_text(
+        senv.config.read_text().replace(
+            'password_command = "echo pw-', 'folders = ["Drafts"]\npassword_command = "echo pw-', 1
+        )
+    )
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    crashed = subprocess.run(
+        [sys.executable, str(CRASHRUN), "before_smtp", "--config", str(senv.config),
+         "--now", NOW.isoformat(), "send"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL
+    draft = (
+        f"From: {senv.env.address}\r\nTo: {senv.client}\r\nSubject: Re: Quote\r\n"
+        f"Message-ID: {row.message_id}\r\nDate: Fri, 20 Nov 2026 10:00:00 +0000\r\n\r\ndraft\r\n"
+    ).encode()
+    senv.env.stack.append(senv.env.address, "Drafts", draft, NOW)
+    out = senv.cli("send", now=(NOW + timedelta(hours=1)).isoformat())
+    assert "Drafts" in senv.config.read_text()
+    assert "settled" not in out.stdout
+    with senv.env.sessions() as db:
+        synced = db.scalars(select(MessageRow.id).where(MessageRow.message_id == row.message_id))
+        assert len(list(synced)) == 1, "the Drafts copy was synced, so it could have misled"
+    assert [r.state for r in senv.rows()] == ["uncertain"]
+    assert senv.client_inbox() == []

@@ -169,3 +169,34 @@ def test_password_credential_reads_systemd_directory(
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(CredentialError, match="CREDENTIALS_DIRECTORY"):
         resolve_password(settings.accounts[0].imap, "work/imap")
+
+
+def test_sending_defaults_are_the_safe_ones(tmp_path: Path) -> None:
+    """Without a [sending] table nothing goes out unapproved and nothing is a dry run."""
+    settings, _ = load_config(write(tmp_path, GOOD))
+    sending = settings.sending
+    assert sending.auto_send is False
+    assert sending.dry_run is False
+    assert (sending.hourly_cap, sending.per_client_daily) == (20, 1)
+    assert sending.save_to_sent.value == "auto"
+
+
+def test_a_bad_sending_value_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sending\.save_to_sent"):
+        load_config(write(tmp_path, GOOD + '\n[sending]\nsave_to_sent = "sometimes"\n'))
+
+
+def test_smtp_token_command_replaces_the_password(tmp_path: Path) -> None:
+    """XOAUTH2: token_command alone is enough; with a password source as well it is
+    refused, since only one of them would be used."""
+    oauth = GOOD.replace(
+        'port = 465\nsecurity = "tls"\nusername = "alice@example.com"\npassword_command = "echo s3cret"',
+        'port = 465\nsecurity = "tls"\nusername = "alice@example.com"\ntoken_command = "echo tok"',
+    )
+    assert "token_command" in oauth
+    settings, _ = load_config(write(tmp_path, oauth))
+    smtp = settings.account("work").smtp
+    assert smtp is not None and smtp.token_command == "echo tok" and smtp.password_command is None
+    both = GOOD.replace("port = 465\n", 'port = 465\ntoken_command = "echo tok"\n')
+    with pytest.raises(ConfigError, match=r"token_command .* replaces the password"):
+        load_config(write(tmp_path, both))

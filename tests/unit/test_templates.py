@@ -511,3 +511,16 @@ def test_calendar_day_deadline_counts_every_day() -> None:
 def test_deadline_refuses_a_bad_spec() -> None:
     with pytest.raises(ValueError, match="cannot read offset"):
         deadline_date(date(2026, 12, 18), "soonish", IT)
+
+
+@pytest.mark.parametrize("locale", ["en", "it"])
+def test_without_a_name_every_template_greets_without_one(locale: Locale) -> None:
+    """No configured client and no display name: "Hi," / "Dear Sir or Madam," /
+    "Buongiorno,", never an e-mail address or an empty "Hi ,"."""
+    nameless = dataclasses.replace(sample_vars(locale), client_name="")
+    greetings = {"en": ("Hi,", "Dear Sir or Madam,"), "it": ("Buongiorno,",)}[locale]
+    for info in list_templates():
+        first = render(info.name, nameless, locale).text.splitlines()[0]
+        assert first in greetings, (info.name, first)
+        named = render(info.name, sample_vars(locale), locale).text.splitlines()[0]
+        assert "Studio Verdi" in named, (info.name, named)
