@@ -142,6 +142,15 @@ class AccountSettings(_Strict):
     def _address(cls, value: str) -> str:
         return check_address(value)
 
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, value: str | None) -> str | None:
+        # It goes into the From header of every follow-up: a line break there would
+        # add header lines (RFC 5322 section 2.2); refuse it here, at load.
+        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain a line break or another control character")
+        return value
+
     @field_validator("aliases")
     @classmethod
     def _aliases(cls, value: list[str]) -> list[str]:

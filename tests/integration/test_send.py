@@ -381,3 +381,150 @@ def test_save_to_sent_never_leaves_sent_alone(mailstack: MailStack, tmp_path: Pa
     assert [r.state for r in senv.rows()] == ["sent"]
     assert [m["Message-ID"] for m in senv.client_inbox()] == [row.message_id]
     assert [m for m in senv.sent_folder() if m["Message-ID"] == row.message_id] == []
+
+
+PDF = (
+    b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
+    + bytes(range(256)) * 40
+    + b"\n%%EOF\n"
+)
+
+RESEND_POLICY = """
+[policies.payment]
+stage = "payment"
+[[policies.payment.steps]]
+name = "resend"
+after = "5 business days"
+template = "invoice_resend"
+attach_invoice = true
+"""
+
+
+def test_the_invoice_pdf_arrives_intact_in_the_clients_inbox_and_in_sent(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """A step with attach_invoice: the file given to `track --attach` reaches the client
+    byte for byte, as an application/pdf attachment with its name, and so does the
+    copy in Sent."""
+    senv = make_send_env(mailstack, tmp_path, sending=RESEND_POLICY)
+    invoice = tmp_path / "invoice-2026-014.pdf"
+    invoice.write_bytes(PDF)
+    synced = senv.cli("sync", "--quiet")
+    assert synced.returncode == 0, synced.stderr
+    [thread] = json.loads(senv.cli("status", "--json").stdout)
+    tracked = senv.cli("track", thread["thread_id"], "--stage", "payment", "--invoice", "2026-014",
+                       "--amount", "1200.00", "--currency", "EUR", "--due", "2026-11-01",
+                       "--attach", str(invoice))  # fmt: skip
+    assert tracked.returncode == 0, tracked.stderr
+    senv.cli("send")
+    [row] = senv.rows()
+    assert (row.step, row.attachment) == ("resend", str(invoice))
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert f"#{row.id} sent" in out.stdout, out.stdout + out.stderr
+
+    [msg] = senv.client_inbox()
+    [part] = list(msg.iter_attachments())
+    assert part.get_content_type() == "application/pdf"
+    assert part.get_filename() == "invoice-2026-014.pdf"
+    assert part.get_content() == PDF
+    body = msg.get_body(("plain",))
+    assert body is not None and "2026-014" in body.get_content()
+    [copy] = [m for m in senv.sent_folder() if m["Message-ID"] == row.message_id]
+    [copied] = list(copy.iter_attachments())
+    assert copied.get_content() == PDF
+
+
+def test_a_missing_invoice_file_fails_the_draft_and_sends_nothing(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """The PDF was moved after approval: failed with the reason, no message without
+    its attachment."""
+    senv = make_send_env(mailstack, tmp_path, sending=RESEND_POLICY)
+    invoice = tmp_path / "invoice.pdf"
+    invoice.write_bytes(PDF)
+    senv.cli("sync", "--quiet")
+    [thread] = json.loads(senv.cli("status", "--json").stdout)
+    senv.cli("track", thread["thread_id"], "--stage", "payment", "--invoice", "7",
+             "--amount", "10", "--due", "2026-11-01", "--attach", str(invoice))  # fmt: skip
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    invoice.unlink()
+    out = senv.cli("send")
+    assert out.returncode == 1
+    [after] = senv.rows()
+    assert after.state == "failed"
+    assert after.last_error is not None and "invoice.pdf" in after.last_error
+    assert senv.client_inbox() == []
+
+
+def test_a_crlf_smuggled_into_the_subject_never_becomes_a_header(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """The original subject's encoded word decodes to CR LF + "Bcc: ...": the follow-up
+    carries it as one harmless Subject line; no Bcc header, no copy to the smuggled
+    address."""
+    env = make_env(mailstack, tmp_path)
+    stamp = time.monotonic_ns()
+    client, evil = f"eve{stamp}@client.test", f"evil{stamp}@client.test"
+    for address in (client, evil):
+        mailstack.add_user(address, "pw")
+    when = NOW - timedelta(days=10)
+    raw = (
+        f"From: {env.address}\r\nTo: {client}\r\n"
+        f"Subject: =?utf-8?q?Quote=0D=0ABcc=3A_{evil.replace('@', '=40')}?=\r\n"
+        f"Date: {when.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\n"
+        "Message-ID: <inj-1@example.test>\r\n\r\nHello\r\n"
+    ).encode()
+    mailstack.append(env.address, "Sent", raw, when)
+    config = write_config(env, tmp_path / "config.toml",
+                          extra=_smtp_section(mailstack) + "\n[sending]\nspread_minutes = 0\n")  # fmt: skip
+    run_cli(config, "--now", AT, "send")
+    with env.sessions() as db:
+        [row] = list(db.scalars(select(OutboxRow)))
+    run_cli(config, "--now", AT, "approve", str(row.id))
+    out = run_cli(config, "--now", AT, "send")
+    assert f"#{row.id} sent" in out.stdout, out.stdout + out.stderr
+    [got] = mailstack.wait_for_messages(client, "INBOX", 1)
+    msg = _parse(got)
+    assert msg["Subject"] == f"Re: Quote Bcc: {evil}"
+    assert msg["Bcc"] is None
+    header_block = got.split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in header_block.replace(b"\r\n", b"\n")
+    assert mailstack.messages(evil, "INBOX") == []
+
+
+def test_a_display_name_with_a_line_break_is_refused_at_config_load(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """display_name = "Alice\\r\\nBcc: ..." in the config: every command refuses the
+    file and names the key; nothing is queued."""
+    senv = make_send_env(mailstack, tmp_path)
+    text = senv.config.read_text().replace(
+        'address = "', 'display_name = "Alice\\r\\nBcc: evil@client.test"\naddress = "', 1
+    )
+    senv.config.write_text(text)
+    out = senv.cli("send")
+    assert out.returncode != 0
+    assert "accounts[0].display_name" in out.stderr
+    assert "line break" in out.stderr or "control character" in out.stderr
+    assert senv.rows() == []
+
+
+def test_two_drafts_to_one_client_go_out_on_different_days(senv: SendEnv) -> None:
+    """per_client_daily = 1: a second thread with the same client waits for the next
+    day's window, then goes."""
+    senv.env.sent(senv.client, "Logo variants", "<logo-1@example.test>", days_ago=9)
+    senv.cli("send", now=(NOW + timedelta(days=3)).isoformat())  # Monday: both due
+    rows = senv.rows()
+    assert len(rows) == 2
+    for r in rows:
+        senv.cli("approve", str(r.id))
+    monday = NOW + timedelta(days=3)
+    out = senv.cli("send", now=monday.isoformat())
+    assert "already wrote to" in out.stdout, out.stdout
+    assert sorted(r.state for r in senv.rows()) == ["approved", "sent"]
+    senv.cli("send", now=(monday + timedelta(days=1)).isoformat())
+    assert [r.state for r in senv.rows()] == ["sent", "sent"]
+    assert len(senv.client_inbox()) == 2
