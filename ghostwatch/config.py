@@ -213,6 +213,11 @@ class SendingSettings(_Strict):
         description='Let steps with mode = "auto" go without your approval. Off by default.',
     )
     save_to_sent: SaveToSent = SaveToSent.AUTO
+    drafts_folder: bool = Field(
+        default=False,
+        description="Also put each queued draft in your IMAP Drafts folder, to edit and send "
+        "from your own mail client; ghostwatch removes it once it sends, skips or cancels it.",
+    )
     hourly_cap: int = Field(default=20, ge=1, le=1000, description="Sends per hour, all clients.")
     per_client_daily: int = Field(
         default=1, ge=1, le=20, description="Messages per client per day (client's local day)."

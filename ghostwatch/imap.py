@@ -29,6 +29,7 @@ log = structlog.get_logger("ghostwatch.imap")
 # RFC 6154 special-use attributes, with names seen in the wild as a fallback for
 # servers that do not announce them.
 _ROLE_FLAGS = {b"\\Sent": "sent", b"\\All": "all", b"\\Drafts": "drafts"}
+_DRAFTS_NAMES = ("Drafts", "INBOX.Drafts", "INBOX/Drafts", "Bozze", "INBOX.Bozze")
 _SENT_NAMES = (
     "Sent",
     "Sent Items",
@@ -147,11 +148,13 @@ class ImapSession:
                 role = _ROLE_FLAGS.get(flag if isinstance(flag, bytes) else flag.encode())
                 if role and role not in roles:
                     roles[role] = name
-        if "sent" not in roles:
-            lowered = {n.lower(): n for n in names}
-            for candidate in _SENT_NAMES:
+        lowered = {n.lower(): n for n in names}
+        for role, candidates in (("sent", _SENT_NAMES), ("drafts", _DRAFTS_NAMES)):
+            if role in roles:
+                continue
+            for candidate in candidates:
                 if candidate.lower() in lowered:
-                    roles["sent"] = lowered[candidate.lower()]
+                    roles[role] = lowered[candidate.lower()]
                     break
         return roles
 
@@ -248,15 +251,30 @@ class ImapSession:
         """APPEND ``raw`` to ``folder`` flagged \\Seen: the copy of a message we sent."""
         self.client.append(folder, raw, flags=(b"\\Seen",), msg_time=when)
 
-    def has_message_id(self, folder: str, message_id: str) -> bool:
-        """Whether ``folder`` holds a message with this Message-ID (EXAMINE, then
-        ``SEARCH HEADER Message-ID``; servers match it as a substring, RFC 3501
-        section 6.4.4, so the angle brackets are part of what is searched)."""
-        self.client.select_folder(folder, readonly=True)
+    def append_draft(self, folder: str, raw: bytes, when: datetime) -> None:
+        """APPEND ``raw`` to ``folder`` flagged \\Draft \\Seen (RFC 3501 section 2.3.2)."""
+        self.client.append(folder, raw, flags=(b"\\Draft", b"\\Seen"), msg_time=when)
+
+    def delete_by_message_id(self, folder: str, message_ids: list[str]) -> int:
+        """Remove the messages of ``folder`` with these Message-IDs; returns how many.
+
+        SELECT (read-write), ``SEARCH HEADER Message-ID`` for each id, flag them
+        \\Deleted and expunge only those (UID EXPUNGE, RFC 4315) where the server
+        has UIDPLUS; without it a plain EXPUNGE would also remove what the user had
+        flagged \\Deleted, so they are left flagged for the mail client to expunge.
+        """
+        self.client.select_folder(folder)
         try:
-            return bool(self.client.search(["HEADER", "Message-ID", message_id]))
+            uids: list[int] = []
+            for message_id in message_ids:
+                uids += self.client.search(["HEADER", "Message-ID", message_id])
+            if uids:
+                self.client.add_flags(uids, [b"\\Deleted"])
+                if self.client.has_capability("UIDPLUS"):
+                    self.client.uid_expunge(uids)
+            return len(uids)
         finally:
-            self.client.close_folder()  # CLOSE after EXAMINE expunges nothing
+            self.client.close_folder()
 
     def logout(self) -> None:
         try:

@@ -51,6 +51,7 @@ from ghostwatch.credentials import resolve_password
 from ghostwatch.errors import GhostwatchError
 from ghostwatch.facts import PlannedStep, ThreadFacts
 from ghostwatch.gather import gather, name_of, silence_anchor
+from ghostwatch.imap import ImapSession
 from ghostwatch.message import Direction
 from ghostwatch.outbox import Draft, State
 from ghostwatch.policy import PolicySettings, Step
@@ -233,18 +234,41 @@ def queue_due(db: Session, settings: Settings, account: AccountSettings, now: da
     return Report(outcomes)
 
 
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """Whether a pending draft is still wanted: its planned step, or why not, and what
+    the step log should record when the step was in fact done by the user."""
+
+    planned: PlannedStep | None
+    why: str = ""
+    logged_as: str | None = None
+
+
 def _still_due(
-    row: OutboxRow, facts: ThreadFacts | None, policy: PolicySettings, now: datetime
-) -> tuple[PlannedStep | None, str]:
-    """Whether the thread still calls for this draft: (its planned step, or None and why)."""
+    db: Session, row: OutboxRow, facts: ThreadFacts | None, policy: PolicySettings, now: datetime
+) -> _Verdict:
+    """Whether the thread still calls for this draft (re-judged from the store)."""
+    if _seen_in_mailbox(db, row.account, row.message_id):
+        # The user sent this very draft from their mail client (the Drafts copy).
+        return _Verdict(None, "you sent this draft yourself from your mail client", "sent")
     if facts is None or not facts.verdict.awaiting:
-        return None, "the thread no longer awaits a reply (answered, or closed)"
+        return _Verdict(None, "the thread no longer awaits a reply (answered, or closed)")
     if silence_anchor(facts.verdict) != row.anchor:
-        return None, "you wrote again in this thread since the draft was queued"
+        return _Verdict(None, "the silence this draft was for has ended")
+    wrote = facts.verdict.awaiting_since
+    if wrote is not None and wrote > row.created_at:
+        # The user wrote to them again after this draft was made: that message is
+        # the follow-up; sending this one too would be a second nudge.
+        return _Verdict(
+            None,
+            f"you wrote to them yourself on {wrote:%a %d %b %H:%M %Z} after this draft was "
+            "made; the step counts as done",
+            "done",
+        )
     planned = engine.next_step(facts, policy, now)
     if planned is None or planned.step != row.step:
-        return None, engine.explain(facts, policy, now).status
-    return planned, ""
+        return _Verdict(None, engine.explain(facts, policy, now).status)
+    return _Verdict(planned)
 
 
 def _cancel_stale(
@@ -259,14 +283,17 @@ def _cancel_stale(
         select(OutboxRow).where(OutboxRow.account == account.name, OutboxRow.state.in_(_PENDING))
     )
     for row in list(pending):
-        planned, why = _still_due(row, facts.get(row.thread_id), policy, now)
-        if planned is None:
-            out.append(_cancel(db, row, why, now))
+        verdict = _still_due(db, row, facts.get(row.thread_id), policy, now)
+        if verdict.planned is None:
+            out.append(_cancel(db, row, verdict, now))
     return out
 
 
-def _cancel(db: Session, row: OutboxRow, why: str, now: datetime) -> Outcome:
+def _cancel(db: Session, row: OutboxRow, verdict: _Verdict, now: datetime) -> Outcome:
+    why = verdict.why
     outbox.move(db, row.id, State.CANCELLED, now, expect=State(row.state), error=why)
+    if verdict.logged_as is not None:
+        log_step(db, row, verdict.logged_as, now)
     log.info("draft_cancelled", row=row.id, thread=row.thread_id, step=row.step, why=why)
     return _outcome(row, "cancelled", why)
 
@@ -420,6 +447,89 @@ def _save_to_sent(account: AccountSettings, settings: Settings, raw: bytes, when
         session.logout()
 
 
+def _drafts_folder(session: ImapSession) -> str:
+    folder = session.discover_folders().get("drafts")
+    if folder is None:
+        raise GhostwatchError("no Drafts folder found (SPECIAL-USE \\Drafts or one named Drafts)")
+    return folder
+
+
+def place_drafts(sessions: sessionmaker[Session], account: AccountSettings, now: datetime) -> str:
+    """Copy queued drafts not yet there to the IMAP Drafts folder; "" or a note."""
+    from ghostwatch.imap import connect
+
+    with sessions() as db:
+        rows = list(
+            db.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.account == account.name,
+                    OutboxRow.state.in_(_PENDING),
+                    OutboxRow.in_drafts.is_(False),
+                )
+            )
+        )
+        if not rows:
+            return ""
+        try:
+            session = connect(account, resolve_password(account.imap, f"{account.name}/imap"))
+        except GhostwatchError as exc:
+            return f"drafts not copied to Drafts: {exc}"
+        try:
+            folder = _drafts_folder(session)
+            for row in rows:
+                raw = build_message(row, account, now).as_bytes(policy=email.policy.SMTP)
+                session.append_draft(folder, raw, now)
+                row.in_drafts = True
+                db.commit()
+        except (OSError, IMAPClientError, GhostwatchError, ComposeError) as exc:
+            return f"drafts not all copied to Drafts: {exc}"
+        finally:
+            session.logout()
+    return ""
+
+
+def remove_drafts(sessions: sessionmaker[Session], account: AccountSettings,
+                  rows: list[OutboxRow]) -> str:  # fmt: skip
+    """Remove these rows' copies from the Drafts folder; "" or what went wrong."""
+    from ghostwatch.imap import connect
+
+    rows = [r for r in rows if r.in_drafts]
+    if not rows:
+        return ""
+    try:
+        session = connect(account, resolve_password(account.imap, f"{account.name}/imap"))
+    except GhostwatchError as exc:
+        return str(exc)
+    try:
+        session.delete_by_message_id(_drafts_folder(session), [r.message_id for r in rows])
+    except (OSError, IMAPClientError, GhostwatchError) as exc:
+        return str(exc)
+    finally:
+        session.logout()
+    with sessions() as db:
+        for row in rows:
+            stored = db.get(OutboxRow, row.id)
+            if stored is not None:
+                stored.in_drafts = False
+        db.commit()
+    return ""
+
+
+def _tidy_drafts(sessions: sessionmaker[Session], account: AccountSettings) -> str:
+    """Copies in Drafts of rows that will never be sent from there: remove them."""
+    with sessions() as db:
+        done = list(
+            db.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.account == account.name,
+                    OutboxRow.in_drafts.is_(True),
+                    OutboxRow.state.not_in(_PENDING),
+                )
+            )
+        )
+    return remove_drafts(sessions, account, done)
+
+
 def _send_one(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -451,6 +561,13 @@ def _send_one(
             )
         except GhostwatchError as exc:
             return _outcome(row, "held", f"SMTP password unavailable: {exc}")
+        if row.in_drafts:
+            # Once ghostwatch sends it, the copy in Drafts must not be sendable too.
+            problem = remove_drafts(sessions, account, [row])
+            if problem:
+                return _outcome(
+                    row, "held", f"not sent: its copy in Drafts could not be removed ({problem})"
+                )
         outbox.claim(db, row.id, now)  # committed: from here a crash means "uncertain"
         failpoints.hit("before_smtp")
         raw = msg.as_bytes(policy=email.policy.SMTP)
@@ -518,6 +635,10 @@ def send_pending(
                 )
             )
         )
+    if settings.sending.drafts_folder and not dry_run:
+        note = place_drafts(sessions, account, clock.now())
+        if note:
+            outcomes.append(Outcome(0, "", "", "", "", "note", note))
     calendars = _calendars(sessions, account, policy, pending)
     cands = {r.id: r for r in pending}
     ordered = dispatch.order(
@@ -544,9 +665,10 @@ def send_pending(
         now = clock.now()
         with sessions() as db:
             found = gather(db, account, policy, thread_ids=[row.thread_id])
-            planned, why = _still_due(row, found[0] if found else None, policy, now)
+            verdict = _still_due(db, row, found[0] if found else None, policy, now)
+            planned = verdict.planned
             if planned is None:
-                outcomes.append(_cancel(db, row, why, now))
+                outcomes.append(_cancel(db, row, verdict, now))
                 db.commit()
                 continue
             current = db.get(OutboxRow, row.id)
@@ -565,6 +687,10 @@ def send_pending(
             )
             continue
         outcomes.append(_send_one(sessions, settings, account, row, now))
+    if not dry_run:
+        note = _tidy_drafts(sessions, account)
+        if note:
+            outcomes.append(Outcome(0, "", "", "", "", "note", f"Drafts not tidied: {note}"))
     return Report(outcomes)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
 )
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -217,6 +218,8 @@ class OutboxRow(Base):
     locale: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A copy sits in the IMAP Drafts folder ([sending] drafts_folder).
+    in_drafts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -528,3 +528,92 @@ def test_two_drafts_to_one_client_go_out_on_different_days(senv: SendEnv) -> Non
     senv.cli("send", now=(monday + timedelta(days=1)).isoformat())
     assert [r.state for r in senv.rows()] == ["sent", "sent"]
     assert len(senv.client_inbox()) == 2
+
+
+def test_writing_to_the_client_yourself_cancels_the_draft_and_counts_as_the_step(
+    senv: SendEnv,
+) -> None:
+    """You nudged them by hand after the draft was queued: the draft is cancelled, the
+    step is logged as done (never queued again), and the plan moves to the next step."""
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    senv.env.sent(senv.client, "Re: Quote for the new website", "<by-hand@example.test>",
+                  days_ago=-0.01, in_reply_to=ORIGINAL)  # fmt: skip
+    later = (NOW + timedelta(hours=1)).isoformat()
+    out = senv.cli("send", now=later)
+    assert "you wrote to them yourself" in out.stdout, out.stdout
+    assert [r.state for r in senv.rows()] == ["cancelled"]
+    with senv.env.sessions() as db:
+        logged = db.scalars(select(StepLog.step).where(StepLog.outcome == "done"))
+        assert list(logged) == ["nudge"]
+    plan = json.loads(senv.cli("plan", "--json", now=later).stdout)
+    assert [p["step"] for p in plan] == ["last_check_in"]
+    assert senv.client_inbox() == []
+
+
+def test_a_draft_sent_from_your_own_mail_client_is_not_sent_again(senv: SendEnv) -> None:
+    """The same Message-ID shows up in Sent (you sent the draft yourself): cancelled
+    and logged as sent."""
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    senv.env.sent(senv.client, "Re: Quote for the new website", row.message_id,
+                  days_ago=-0.01, in_reply_to=ORIGINAL)  # fmt: skip
+    out = senv.cli("send", now=(NOW + timedelta(hours=1)).isoformat())
+    assert "you sent this draft yourself" in out.stdout, out.stdout
+    assert [r.state for r in senv.rows()] == ["cancelled"]
+    with senv.env.sessions() as db:
+        assert list(db.scalars(select(StepLog.outcome))) == ["sent"]
+    assert senv.client_inbox() == []
+
+
+def _drafts(senv: SendEnv) -> list[EmailMessage]:
+    return [_parse(raw) for raw in senv.env.stack.messages(senv.env.address, "Drafts")]
+
+
+def _draft_flags(senv: SendEnv) -> list[tuple[bytes, ...]]:
+    client = senv.env.stack.imap(senv.env.address)
+    try:
+        client.select_folder("Drafts", readonly=True)
+        fetched = client.fetch(client.search("ALL"), ["FLAGS"])
+        return [tuple(sorted(set(v[b"FLAGS"]) - {b"\\Recent"})) for v in fetched.values()]
+    finally:
+        client.logout()
+
+
+def test_drafts_folder_holds_each_queued_draft_until_ghostwatch_sends_it(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """drafts_folder = true: the queued draft appears in Drafts (flagged \\Draft, same
+    Message-ID, threaded); when ghostwatch sends it the copy leaves Drafts, so it
+    cannot be sent a second time from the mail client."""
+    senv = make_send_env(mailstack, tmp_path, sending="drafts_folder = true")
+    mailstack.doveadm("mailbox", "create", "-u", senv.env.address, "Drafts")
+    senv.cli("send")
+    [row] = senv.rows()
+    [draft] = _drafts(senv)
+    assert draft["Message-ID"] == row.message_id
+    assert draft["In-Reply-To"] == ORIGINAL
+    assert _draft_flags(senv) == [(b"\\Draft", b"\\Seen")]
+    assert row.in_drafts
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert f"#{row.id} sent" in out.stdout, out.stdout + out.stderr
+    assert _drafts(senv) == []
+    assert len(senv.client_inbox()) == 1
+    assert not senv.rows()[0].in_drafts
+
+
+def test_a_skipped_draft_leaves_the_drafts_folder_at_the_next_pass(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    senv = make_send_env(mailstack, tmp_path, sending="drafts_folder = true")
+    mailstack.doveadm("mailbox", "create", "-u", senv.env.address, "Drafts")
+    senv.cli("send")
+    [row] = senv.rows()
+    assert len(_drafts(senv)) == 1
+    senv.cli("skip", str(row.id))
+    senv.cli("send", now=(NOW + timedelta(minutes=5)).isoformat())
+    assert _drafts(senv) == []
+    assert [(r.state, r.in_drafts) for r in senv.rows()] == [("skipped", False)]

@@ -33,11 +33,15 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("reason", sa.Text(), nullable=False, server_default=""))
         batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("in_drafts", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         for name in (
+            "in_drafts",
             "next_attempt_at",
             "reason",
             "locale",
