@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -62,6 +63,34 @@ def mailstack() -> Iterator[MailStack]:
     try:
         stack.start()
         yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TlsStack:
+    """A second mail stack like a provider's: STARTTLS + AUTH on ``submission_port``,
+    implicit TLS on ``smtps_port``, a certificate from a throwaway CA in ``ca_file``."""
+
+    stack: MailStack
+    ca_file: Path
+
+
+@pytest.fixture(scope="session")
+def tls_mailstack(mailstack: MailStack) -> Iterator[TlsStack]:
+    """``mailstack`` is requested for its skip-or-fail check."""
+    import trustme
+
+    root = _server_root("ghostwatch-smtp-")
+    ca = trustme.CA()
+    chain, ca_file = root / "chain.pem", root / "ca.pem"
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(chain))
+    ca.cert_pem.write_to_path(str(ca_file))
+    stack = MailStack(root, submission=True, tls_chain=chain)
+    try:
+        stack.start()
+        yield TlsStack(stack, ca_file)
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)

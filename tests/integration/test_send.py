@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TlsStack
 from sqlalchemy import select
 
 from ghostwatch.store import OutboxRow, StepLog
@@ -617,3 +618,69 @@ def test_a_skipped_draft_leaves_the_drafts_folder_at_the_next_pass(
     senv.cli("send", now=(NOW + timedelta(minutes=5)).isoformat())
     assert _drafts(senv) == []
     assert [(r.state, r.in_drafts) for r in senv.rows()] == [("skipped", False)]
+
+
+def _provider_smtp(tls: TlsStack, *, port: int, security: str, password: str,
+                   ca: bool = True) -> str:  # fmt: skip
+    return f"""
+[accounts.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "{security}"
+username = "{SUBMITTER}"
+password_command = "echo {password}"
+timeout = 10
+{f'ca_file = "{tls.ca_file}"' if ca else ""}
+"""
+
+
+SUBMITTER = "sender-send@example.test"
+
+
+def _send_env_via(mailstack: MailStack, tmp_path: Path, smtp: str) -> SendEnv:
+    senv = make_send_env(mailstack, tmp_path)
+    text = senv.config.read_text()
+    start = text.index("[accounts.smtp]")
+    end = text.index("[sending]")
+    senv.config.write_text(text[:start] + smtp.strip() + "\n\n" + text[end:])
+    return senv
+
+
+def test_a_wrong_smtp_password_fails_the_draft_with_the_servers_535(
+    mailstack: MailStack, tls_mailstack: TlsStack, tmp_path: Path
+) -> None:
+    """A provider-like submission port (STARTTLS, AUTH checked by Dovecot) refuses the
+    login: failed, not retried, and the message says the login was refused."""
+    tls_mailstack.stack.add_user(SUBMITTER, "right-pw")
+    senv = _send_env_via(mailstack, tmp_path, _provider_smtp(
+        tls_mailstack, port=tls_mailstack.stack.submission_port, security="starttls",
+        password="wrong-pw"))  # fmt: skip
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert out.returncode == 1
+    [after] = senv.rows()
+    assert (after.state, after.attempts) == ("failed", 1)
+    assert after.last_error is not None
+    assert "535" in after.last_error and "login refused" in after.last_error
+    assert "wrong-pw" not in out.stdout + out.stderr + after.last_error
+
+
+def test_an_untrusted_certificate_fails_the_draft_and_nothing_is_sent(
+    mailstack: MailStack, tls_mailstack: TlsStack, tmp_path: Path
+) -> None:
+    """Implicit TLS to a server whose CA is not trusted (no ca_file): failed with a
+    certificate error, never retried in clear text."""
+    tls_mailstack.stack.add_user(SUBMITTER, "right-pw")
+    senv = _send_env_via(mailstack, tmp_path, _provider_smtp(
+        tls_mailstack, port=tls_mailstack.stack.smtps_port, security="tls",
+        password="right-pw", ca=False))  # fmt: skip
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("send")
+    assert out.returncode == 1
+    [after] = senv.rows()
+    assert after.state == "failed"
+    assert after.last_error is not None and "certificate" in after.last_error.lower()

@@ -22,17 +22,15 @@ import email
 import email.policy
 import email.utils
 import re
-import shutil
 import socket
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
+from conftest import TlsStack
 from structlog.testing import capture_logs
 
 from ghostwatch.config import AccountSettings
@@ -122,23 +120,13 @@ class Submission:
 
 
 @pytest.fixture(scope="module")
-def submission(mailstack: MailStack) -> Iterator[Submission]:
-    """Its own stack (``mailstack`` is requested for its skip-or-fail check): Postfix
-    requiring STARTTLS and AUTH on ``submission_port``, implicit TLS on ``smtps_port``."""
-    root = Path(tempfile.mkdtemp(prefix="ghostwatch-smtp-"))
-    ca = trustme.CA()
-    chain, ca_file = root / "chain.pem", root / "ca.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(chain))
-    ca.cert_pem.write_to_path(str(ca_file))
-    stack = MailStack(root, submission=True, tls_chain=chain)
+def submission(tls_mailstack: TlsStack) -> Submission:
+    """The session's provider-like stack (conftest ``tls_mailstack``) with this
+    module's users."""
+    stack = tls_mailstack.stack
     for address in (SENDER, RCPT, "carol@client.test", "dan@client.test"):
         stack.add_user(address, SENDER_PW if address == SENDER else "pw-" + address)
-    try:
-        stack.start()
-        yield Submission(stack, ca_file)
-    finally:
-        stack.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    return Submission(stack, tls_mailstack.ca_file)
 
 
 @pytest.mark.mailstack
