@@ -796,9 +796,9 @@ def _print_status(items: list[dict[str, Any]]) -> None:
 
 
 def _register_outbox_commands() -> None:
-    from ghostwatch.outbox_cli import COMMANDS
+    from ghostwatch import outbox_cli, run_cli
 
-    for command in COMMANDS:
+    for command in (*outbox_cli.COMMANDS, *run_cli.COMMANDS):
         main.add_command(command)
 
 

@@ -236,6 +236,21 @@ class SendingSettings(_Strict):
     )
 
 
+class DaemonSettings(_Strict):
+    """How ``ghostwatch run`` watches and polls (``[daemon]``)."""
+
+    poll_minutes: float = Field(
+        default=5.0, gt=0, le=24 * 60,
+        description="Full sync-and-send pass for every account this often.",
+    )  # fmt: skip
+    idle: bool = Field(
+        default=True, description="Watch INBOX with IMAP IDLE to notice replies within seconds."
+    )
+    idle_renew_minutes: float = Field(
+        default=9.0, gt=0, le=29, description="Re-issue IDLE this often (RFC 2177: under 29)."
+    )
+
+
 class LogSettings(_Strict):
     level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
     format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
@@ -255,6 +270,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     profile: ProfileSettings = Field(default_factory=ProfileSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
     #: ``[defaults]``, ``[[clients]]``, ``[[rules]]`` and ``[policies.NAME]`` of the file.
     policy: PolicySettings = Field(default_factory=PolicySettings)

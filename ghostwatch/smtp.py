@@ -67,7 +67,7 @@ from ghostwatch.config import AccountSettings, Security, SmtpSettings, is_loopba
 from ghostwatch.credentials import run_secret_command
 from ghostwatch.errors import CredentialError
 
-__all__ = ["SendOutcome", "SendResult", "send_message", "send_message_sync"]
+__all__ = ["SendOutcome", "SendResult", "check_login", "send_message", "send_message_sync"]
 
 log = structlog.get_logger("ghostwatch.smtp")
 
@@ -183,6 +183,19 @@ def send_message_sync(
     )
 
 
+def check_login(
+    account: AccountSettings, password: str, *, token_command: str | None = None
+) -> tuple[bool, str]:
+    """Connect, secure the connection and log in as a send would, then QUIT without
+    sending anything (``ghostwatch doctor``). Returns (ok, one line for the user)."""
+    settings = account.smtp
+    if settings is None:
+        return False, f"account {account.name!r} has no [accounts.smtp] section"
+    attempt = _Attempt(account.name, settings, password)
+    result = asyncio.run(attempt.run(None, account.address, [], token_command))
+    return result.outcome is SendOutcome.SENT, attempt.clean(result.message)
+
+
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
     # Always verify: a bad certificate is an error, never a silent downgrade.
     ctx = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
@@ -245,10 +258,15 @@ class _Attempt:
     # ---- the dialogue ----------------------------------------------------
 
     async def run(
-        self, msg: EmailMessage, mail_from: str, rcpts: list[str], token_command: str | None
+        self,
+        msg: EmailMessage | None,
+        mail_from: str,
+        rcpts: list[str],
+        token_command: str | None,
     ) -> SendResult:
+        """Send ``msg``; with ``msg=None`` only connect, secure and log in (a check)."""
         try:
-            ctx, token = await self._prepare(rcpts, token_command)
+            ctx, token = await self._prepare(rcpts if msg is not None else ["-"], token_command)
         except _OutcomeError as stop:
             return stop.result
 
@@ -311,7 +329,7 @@ class _Attempt:
     async def _dialogue(
         self,
         client: aiosmtplib.SMTP,
-        msg: EmailMessage,
+        msg: EmailMessage | None,
         mail_from: str,
         rcpts: list[str],
         token: str | None,
@@ -336,6 +354,10 @@ class _Attempt:
 
         self.step = "AUTH"
         await self._authenticate(client, token)
+        if msg is None:
+            return SendResult(
+                SendOutcome.SENT, None, f"{self.host}:{self.port}: TLS and login OK; nothing sent"
+            )
 
         utf8 = not (mail_from + "".join(rcpts)).isascii()
         if utf8 and not client.supports_extension("smtputf8"):

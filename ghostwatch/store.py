@@ -222,6 +222,16 @@ class OutboxRow(Base):
     in_drafts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class Lease(Base):
+    """Scale-out: the process (``holder``) serving ``account`` until ``expires_at``."""
+
+    __tablename__ = "leases"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 

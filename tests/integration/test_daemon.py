@@ -1,0 +1,236 @@
+"""`ghostwatch run` as a subprocess against the real Dovecot and Postfix.
+
+The daemon's clock starts at ``NOW`` (``--now``) and runs on; its JSON log lines
+(stderr) are read as they come and waited on by event name.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailbuilder import make_mail
+from mailenv import NOW
+from mailstack import MailStack
+from test_send import ORIGINAL, SendEnv, make_send_env
+
+pytestmark = pytest.mark.mailstack
+
+AT = NOW.isoformat()
+
+
+class Daemon:
+    """A running `ghostwatch run`, its log lines parsed as they arrive."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), "--now", AT,
+             "run", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._lock:
+                self.raw.append(line)
+                try:
+                    self.events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+
+    def wait_for(self, event: str, timeout: float = 30, **match: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for e in self.events:
+                    if e.get("event") == event and all(e.get(k) == v for k, v in match.items()):
+                        return e
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {event} {match} in the log:\n" + "".join(self.raw[-40:]))
+
+    def count(self, event: str) -> int:
+        with self._lock:
+            return sum(1 for e in self.events if e.get("event") == event)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=10)
+
+
+def _env(mailstack: MailStack, tmp_path: Path, daemon: str = "") -> SendEnv:
+    return make_send_env(mailstack, tmp_path, sending=f"\n[daemon]\n{daemon}\n")
+
+
+def test_run_once_sends_what_was_approved_and_exits(mailstack: MailStack, tmp_path: Path) -> None:
+    """--once: one pass (sync, queue, send) for every account, a summary line, exit 0."""
+    senv = _env(mailstack, tmp_path)
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("run", "--once")
+    assert out.returncode == 0, out.stderr
+    assert f"{senv.env.account.name}: ok; 0 queued, 1 sent" in out.stdout
+    assert [r.state for r in senv.rows()] == ["sent"]
+    assert len(senv.client_inbox()) == 1
+
+
+def test_a_second_daemon_on_the_same_database_refuses_to_start(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    first = Daemon(senv.config)
+    daemons.append(first)
+    first.wait_for("ready")
+    second = senv.cli("run", "--once")
+    assert second.returncode == 1
+    assert "another `ghostwatch run` is already using" in second.stderr
+    assert first.proc.poll() is None
+    assert first.stop() == 0
+
+
+def test_a_reply_noticed_through_idle_cancels_the_pending_draft(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The daemon sits in IDLE (polling only hourly); the client's reply, delivered
+    through Postfix, cancels the queued draft within seconds. Prints the delay."""
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    d = Daemon(senv.config)
+    daemons.append(d)
+    d.wait_for("ready")
+    d.wait_for("idle_started")
+    [row] = senv.rows()
+    assert row.state == "queued"
+    reply = make_mail(frm=senv.client, to=senv.env.address, subject="Re: Quote for the new website",
+                      msgid="<yes@client.test>", date=NOW + timedelta(minutes=1),
+                      in_reply_to=ORIGINAL, body="Yes, let's go ahead.\n")  # fmt: skip
+    sent_at = time.monotonic()
+    mailstack.deliver(senv.client, [senv.env.address], reply)
+    deadline = sent_at + 30
+    while time.monotonic() < deadline and senv.rows()[0].state != "cancelled":
+        time.sleep(0.05)
+    delay = time.monotonic() - sent_at
+    assert senv.rows()[0].state == "cancelled", "".join(d.raw[-30:])
+    print(f"\nreply delivered -> draft cancelled in {delay:.2f} s (through Postfix, LMTP, IDLE)")
+    assert delay < 30
+    assert d.wait_for("pass_started", why="IDLE: INBOX changed")
+    assert d.stop() == 0
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """A config that does not validate is refused on SIGHUP, logged, and the daemon
+    runs on; a valid one is then taken."""
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    d = Daemon(senv.config)
+    daemons.append(d)
+    d.wait_for("ready")
+    good = senv.config.read_text()
+    senv.config.write_text(good + "\n[sending]\nhourly_cap = -3\n")
+    d.proc.send_signal(signal.SIGHUP)
+    refused = d.wait_for("config_reload_refused")
+    assert "hourly_cap" in refused["error"] or "sending" in refused["error"]
+    time.sleep(0.5)
+    assert d.proc.poll() is None
+    senv.config.write_text(good.replace("poll_minutes = 60", "poll_minutes = 30"))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config_reloaded")
+    assert d.stop() == 0
+
+
+def test_sigterm_exits_zero_and_releases_the_database(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    d = Daemon(senv.config)
+    daemons.append(d)
+    d.wait_for("ready")
+    started = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - started < 15
+    d.wait_for("daemon_stopped")
+    assert senv.cli("run", "--once").returncode == 0
+
+
+def test_a_dovecot_restart_under_the_daemon_is_survived(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Dovecot stops and comes back: the IDLE watcher reconnects, and a reply that
+    arrives afterwards still cancels the draft."""
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    d = Daemon(senv.config)
+    daemons.append(d)
+    d.wait_for("ready")
+    d.wait_for("idle_started")
+    mailstack.stop_dovecot()
+    try:
+        d.wait_for("idle_connection_lost", timeout=60)
+    finally:
+        mailstack.start_dovecot()
+    deadline = time.monotonic() + 60
+    while d.count("idle_started") < 2 and time.monotonic() < deadline:  # noqa: PLR2004
+        time.sleep(0.1)
+    assert d.count("idle_started") >= 2, "".join(d.raw[-30:])  # noqa: PLR2004
+    reply = make_mail(frm=senv.client, to=senv.env.address, subject="Re: Quote for the new website",
+                      msgid="<back@client.test>", date=NOW + timedelta(minutes=1),
+                      in_reply_to=ORIGINAL)  # fmt: skip
+    mailstack.deliver(senv.client, [senv.env.address], reply)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and senv.rows()[0].state != "cancelled":
+        time.sleep(0.1)
+    assert senv.rows()[0].state == "cancelled", "".join(d.raw[-30:])
+    assert d.stop() == 0
+
+
+def test_doctor_passes_a_working_setup_and_names_what_fails(
+    mailstack: MailStack, tmp_path: Path
+) -> None:
+    """doctor: every check PASS on a working account (JSON for scripts); a wrong IMAP
+    password is a FAIL naming the account, and the exit status is 1."""
+    senv = _env(mailstack, tmp_path)
+    senv.config.chmod(0o600)
+    out = senv.cli("doctor", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    checks = {c["check"]: c for c in json.loads(out.stdout)}
+    name = senv.env.account.name
+    for what in ("config", "config permissions", "database", "time zone", f"{name}: IMAP",
+                 f"{name}: folders", f"{name}: IDLE", f"{name}: SMTP"):  # fmt: skip
+        assert checks[what]["verdict"] == "PASS", checks.get(what)
+    assert "login OK" in checks[f"{name}: IMAP"]["detail"]
+    assert "nothing sent" in checks[f"{name}: SMTP"]["detail"]
+
+    senv.config.write_text(senv.config.read_text().replace(
+        f'password_command = "echo {senv.env.password}"', 'password_command = "echo wrong"'))  # fmt: skip
+    bad = senv.cli("doctor")
+    assert bad.returncode == 1
+    assert f"FAIL  {name}: IMAP" in bad.stdout and "refused" in bad.stdout
+    assert "1 failed" in bad.stdout
