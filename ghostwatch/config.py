@@ -249,6 +249,15 @@ class DaemonSettings(_Strict):
     idle_renew_minutes: float = Field(
         default=9.0, gt=0, le=29, description="Re-issue IDLE this often (RFC 2177: under 29)."
     )
+    scale_out: bool = Field(
+        default=False,
+        description="Several `ghostwatch run` processes share one PostgreSQL database, each "
+        "account served by one of them at a time (leases).",
+    )
+    lease_seconds: float = Field(
+        default=60.0, ge=3, le=3600,
+        description="How long a dead process keeps its accounts before another takes them.",
+    )  # fmt: skip
 
 
 class LogSettings(_Strict):

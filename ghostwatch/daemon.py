@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from ghostwatch.clock import Clock
 from ghostwatch.config import AccountSettings, Settings, load_config
@@ -139,6 +141,13 @@ class Daemon:
         self._ready = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: Any = None
+        from ghostwatch.leases import holder_id
+
+        self.holder = holder_id()
+        #: Accounts this process serves: all of them, or its leases when scaled out.
+        self.held: set[str] = (
+            set() if settings.daemon.scale_out else {a.name for a in settings.accounts}
+        )
 
     # -- signals: flags only ---------------------------------------------------------------
     def request_stop(self) -> None:
@@ -152,7 +161,7 @@ class Daemon:
     # -- passes ------------------------------------------------------------------------------
     def trigger(self, name: str, why: str) -> None:
         """Run a pass for account ``name`` now, or right after the one in flight."""
-        if self._stop.is_set():
+        if self._stop.is_set() or name not in self.held:
             return
         if name in self._running:
             self._again.add(name)
@@ -213,7 +222,7 @@ class Daemon:
 
     def poll_all(self) -> None:
         for account in self.settings.accounts:
-            self.trigger(account.name, "poll")
+            self.trigger(account.name, "poll")  # only the accounts this process holds
 
     # -- IDLE watchers ------------------------------------------------------------------------
     def _start_watchers(self) -> None:
@@ -226,15 +235,49 @@ class Daemon:
         def news(name: str) -> None:  # called from the watcher thread
             loop.call_soon_threadsafe(self.trigger, name, "IDLE: INBOX changed")
 
+        renew = self.settings.daemon.idle_renew_minutes * 60
         for account in self.settings.accounts:
-            watcher = IdleWatcher(account, news, renew=self.settings.daemon.idle_renew_minutes * 60)
+            if account.name not in self.held or account.name in self._watchers:
+                continue
+            watcher = IdleWatcher(account, news, renew=renew)
             watcher.start()
             self._watchers[account.name] = watcher
 
-    def _stop_watchers(self) -> None:
-        for watcher in self._watchers.values():
-            watcher.stop()
-        self._watchers.clear()
+    def _stop_watchers(self, names: set[str] | None = None) -> None:
+        for name in list(self._watchers):
+            if names is None or name in names:
+                self._watchers.pop(name).stop()
+
+    # -- scale-out leases -------------------------------------------------------------------
+    def _renew_leases(self) -> None:
+        from ghostwatch.clock import SystemClock
+        from ghostwatch.leases import renew
+
+        ttl = timedelta(seconds=self.settings.daemon.lease_seconds)
+        names = [a.name for a in self.settings.accounts]
+        try:
+            with self.sessions() as db:
+                held = renew(db, names, self.holder, SystemClock().now(), ttl)
+        except Exception as exc:
+            # Without a renewed lease another process may take over: stop serving
+            # rather than risk two processes working on one account.
+            log.error("lease_renewal_failed", error=str(exc), dropped=sorted(self.held))  # noqa: TRY400
+            held = set()
+        gained, lost = held - self.held, self.held - held
+        self.held = held
+        if lost:
+            log.info("leases_lost", accounts=sorted(lost), holder=self.holder)
+            self._stop_watchers(lost)
+        if gained:
+            log.info("leases_taken", accounts=sorted(gained), holder=self.holder)
+            self._start_watchers()
+            for name in sorted(gained):
+                self.trigger(name, "lease taken")
+        if not self._ready and not held:
+            # Nothing to serve yet (the others hold everything): we are up.
+            self._ready = True
+            self.notifier.ready()
+            log.info("ready", accounts=0)
 
     # -- reload ---------------------------------------------------------------------------------
     def _apply_reload(self) -> None:
@@ -268,8 +311,6 @@ class Daemon:
 
     # -- scheduler ------------------------------------------------------------------------------
     def _schedule_poll(self) -> None:
-        from datetime import UTC, datetime
-
         self._scheduler.add_job(
             self.poll_all,
             "interval",
@@ -299,6 +340,12 @@ class Daemon:
         if ping:
             self._scheduler.add_job(self.notifier.watchdog, "interval", seconds=ping,
                                     id="watchdog", coalesce=True, max_instances=1)  # fmt: skip
+        if self.settings.daemon.scale_out:
+            self._scheduler.add_job(
+                self._renew_leases, "interval",
+                seconds=self.settings.daemon.lease_seconds / 3, id="leases",
+                coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
+            )  # fmt: skip
         self._scheduler.start()
         self._start_watchers()
         if not self.settings.accounts:
@@ -317,12 +364,24 @@ class Daemon:
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         self._executor.shutdown(wait=True)
+        if self.settings.daemon.scale_out:
+            from ghostwatch.leases import release
+
+            with self.sessions() as db:
+                release(db, self.holder)
         log.info("daemon_stopped")
         return 0
 
 
 def serve(settings: Settings, config_path: Path | None, clock: Clock, *, dry_run: bool) -> int:
     """Take the instance lock and run the daemon until it is told to stop."""
+    if settings.daemon.scale_out:
+        if make_url(settings.database.url).get_backend_name() != "postgresql":
+            raise GhostwatchError(
+                "[daemon] scale_out = true needs a PostgreSQL [database] url: several "
+                "processes cannot share a SQLite file safely"
+            )
+        return asyncio.run(Daemon(settings, config_path, clock, dry_run=dry_run).run())
     with InstanceLock(settings.database.url):
         daemon = Daemon(settings, config_path, clock, dry_run=dry_run)
         return asyncio.run(daemon.run())

@@ -6,6 +6,7 @@ The daemon's clock starts at ``NOW`` (``--now``) and runs on; its JSON log lines
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -18,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_send import ORIGINAL, SendEnv, make_send_env
 
 from mailbuilder import make_mail
 from mailenv import NOW
 from mailstack import MailStack
-from test_send import ORIGINAL, SendEnv, make_send_env
 
 pytestmark = pytest.mark.mailstack
 
@@ -49,10 +50,8 @@ class Daemon:
         for line in self.proc.stderr:
             with self._lock:
                 self.raw.append(line)
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     self.events.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
 
     def wait_for(self, event: str, timeout: float = 30, **match: Any) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -197,9 +196,9 @@ def test_a_dovecot_restart_under_the_daemon_is_survived(
     finally:
         mailstack.start_dovecot()
     deadline = time.monotonic() + 60
-    while d.count("idle_started") < 2 and time.monotonic() < deadline:  # noqa: PLR2004
+    while d.count("idle_started") < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert d.count("idle_started") >= 2, "".join(d.raw[-30:])  # noqa: PLR2004
+    assert d.count("idle_started") >= 2, "".join(d.raw[-30:])
     reply = make_mail(frm=senv.client, to=senv.env.address, subject="Re: Quote for the new website",
                       msgid="<back@client.test>", date=NOW + timedelta(minutes=1),
                       in_reply_to=ORIGINAL)  # fmt: skip

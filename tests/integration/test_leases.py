@@ -30,7 +30,7 @@ def test_a_second_process_gets_a_fair_share_and_no_account_is_held_twice(db_url:
         assert first_p2 == set()  # all taken, not expired: p2 waits
         p1 = renew(db, ACCOUNTS, "p1", T0 + timedelta(seconds=20), TTL)
         p2 = renew(db, ACCOUNTS, "p2", T0 + timedelta(seconds=21), TTL)
-        assert len(p1) == 2 and len(p2) == 2  # noqa: PLR2004
+        assert len(p1) == 2 and len(p2) == 2
         assert p1.isdisjoint(p2) and p1 | p2 == set(ACCOUNTS)
         holders = {r.account: r.holder for r in db.execute(select(Lease.account, Lease.holder))}
         assert {a: holders[a] for a in ACCOUNTS} == {
