@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -233,3 +234,67 @@ def test_doctor_passes_a_working_setup_and_names_what_fails(
     assert bad.returncode == 1
     assert f"FAIL  {name}: IMAP" in bad.stdout and "refused" in bad.stdout
     assert "1 failed" in bad.stdout
+
+
+def test_two_daemons_on_postgresql_share_the_accounts_and_take_over_a_dead_ones(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon], pg_cluster: Any
+) -> None:
+    """scale_out: two processes on one PostgreSQL database split two accounts; after a
+    kill -9 the survivor takes the dead one's account within the lease period; every
+    approved draft reaches its client exactly once."""
+    from sqlalchemy import select
+
+    from ghostwatch.store import Lease, OutboxRow, open_store
+
+    url = pg_cluster.create_database(f"gw_scale_{os.getpid()}_{time.monotonic_ns()}")
+    envs = [make_send_env(mailstack, tmp_path / f"a{i}") for i in range(2)]
+    blocks = []
+    for senv in envs:
+        text = senv.config.read_text()
+        blocks.append(text[text.index("[[accounts]]") : text.index("[sending]")])
+    config = tmp_path / "scale.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n\n' + "\n".join(blocks)
+        + "\n[sending]\nspread_minutes = 0\n\n[daemon]\npoll_minutes = 60\n"
+        "scale_out = true\nlease_seconds = 3\n"
+    )  # fmt: skip
+    for senv in envs:
+        senv.config = config
+    queued = envs[0].cli("send")
+    assert queued.returncode == 0, queued.stderr
+    sessions = open_store(url)
+    with sessions() as db:
+        ids = [r.id for r in db.scalars(select(OutboxRow))]
+    assert len(ids) == 2
+    assert envs[0].cli("approve", *map(str, ids)).returncode == 0
+
+    first, second = Daemon(config), Daemon(config)
+    daemons += [first, second]
+    deadline = time.monotonic() + 60
+    holders: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        with sessions() as db:
+            holders = {r.account: r.holder for r in db.scalars(select(Lease))
+                       if not r.account.startswith("@")}  # fmt: skip
+            states = [r.state for r in db.scalars(select(OutboxRow))]
+        if len(set(holders.values())) == 2 and states == ["sent", "sent"]:
+            break
+        time.sleep(0.2)
+    assert len(set(holders.values())) == 2, holders
+    assert states == ["sent", "sent"]
+
+    first.proc.kill()
+    first.proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with sessions() as db:
+            holders = {r.account: r.holder for r in db.scalars(select(Lease))
+                       if not r.account.startswith("@")}  # fmt: skip
+        if len(set(holders.values())) == 1 and len(holders) == 2:
+            break
+        time.sleep(0.2)
+    assert len(set(holders.values())) == 1 and len(holders) == 2, holders
+    assert second.count("leases_taken") >= 2, "".join(second.raw[-20:])  # noqa: PLR2004
+    for senv in envs:
+        assert len(senv.client_inbox()) == 1
+    assert second.stop() == 0
