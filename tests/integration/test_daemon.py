@@ -298,3 +298,30 @@ def test_two_daemons_on_postgresql_share_the_accounts_and_take_over_a_dead_ones(
     for senv in envs:
         assert len(senv.client_inbox()) == 1
     assert second.stop() == 0
+
+
+def test_kill_9_and_restart_loses_nothing_and_doubles_nothing(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The daemon is killed with SIGKILL as soon as its first pass starts; the restarted
+    daemon finishes the job: the approved draft reaches the client at most once and
+    the row ends sent (or uncertain, waiting for the user), never resent."""
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    first = Daemon(senv.config)
+    daemons.append(first)
+    first.wait_for("pass_started")
+    first.proc.kill()
+    first.proc.wait(timeout=10)
+    second = Daemon(senv.config)
+    daemons.append(second)
+    second.wait_for("ready")
+    [after] = senv.rows()
+    assert after.state in ("sent", "uncertain")
+    copies = [m for m in senv.client_inbox() if m["Message-ID"] == row.message_id]
+    assert len(copies) <= 1
+    if after.state == "sent":
+        assert len(copies) == 1
+    assert second.stop() == 0
