@@ -294,7 +294,7 @@ def test_two_daemons_on_postgresql_share_the_accounts_and_take_over_a_dead_ones(
             break
         time.sleep(0.2)
     assert len(set(holders.values())) == 1 and len(holders) == 2, holders
-    assert second.count("leases_taken") >= 2, "".join(second.raw[-20:])  # noqa: PLR2004
+    assert second.count("leases_taken") >= 2, "".join(second.raw[-20:])
     for senv in envs:
         assert len(senv.client_inbox()) == 1
     assert second.stop() == 0
