@@ -260,6 +260,17 @@ class DaemonSettings(_Strict):
     )  # fmt: skip
 
 
+class MetricsSettings(_Strict):
+    """Prometheus metrics of ``ghostwatch run`` (``[metrics]``); off unless ``listen`` is set."""
+
+    listen: str | None = Field(
+        default=None,
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description='Address to serve /metrics on, e.g. "127.0.0.1:9464" (loopback: the '
+        "figures name your accounts).",
+    )
+
+
 class LogSettings(_Strict):
     level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
     format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
@@ -280,6 +291,7 @@ class Settings(BaseSettings):
     profile: ProfileSettings = Field(default_factory=ProfileSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
     #: ``[defaults]``, ``[[clients]]``, ``[[rules]]`` and ``[policies.NAME]`` of the file.
     policy: PolicySettings = Field(default_factory=PolicySettings)

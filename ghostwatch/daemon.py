@@ -89,8 +89,8 @@ def run_once(sessions: Any, settings: Settings, clock: Clock, *, dry_run: bool) 
     ]
 
 
-def status_line(sessions: Any, settings: Settings) -> str:
-    """ "2 accounts, 5 threads awaiting reply, 2 drafts queued" (systemd STATUS=)."""
+def counts(sessions: Any) -> tuple[int, int]:
+    """(threads awaiting a reply, drafts queued or approved)."""
     from ghostwatch.store import OutboxRow, ThreadRow
 
     with sessions() as db:
@@ -102,10 +102,15 @@ def status_line(sessions: Any, settings: Settings) -> str:
             .select_from(OutboxRow)
             .where(OutboxRow.state.in_(("queued", "approved")))
         )
-    n = len(settings.accounts)
+    return int(awaiting or 0), int(queued or 0)
+
+
+def status_line(accounts: int, awaiting: int, queued: int) -> str:
+    """One line for systemd's STATUS=, e.g. "2 accounts, 5 threads awaiting reply,
+    2 drafts queued"."""
     return (
-        f"{n} account{'s' if n != 1 else ''}, {awaiting or 0} threads awaiting reply, "
-        f"{queued or 0} drafts queued"
+        f"{accounts} account{'s' if accounts != 1 else ''}, {awaiting} threads awaiting "
+        f"reply, {queued} drafts queued"
     )
 
 
@@ -130,6 +135,9 @@ class Daemon:
         self.clock = clock
         self.dry_run = dry_run
         self.notifier = notifier if notifier is not None else Notifier()
+        from ghostwatch.metrics import Metrics
+
+        self.metrics = Metrics(settings.metrics.listen)
         self.sessions = (sessions_factory or open_store)(settings.database.url)
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pass")
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -182,6 +190,7 @@ class Daemon:
 
     async def _pass(self, account: AccountSettings, why: str) -> None:
         log.info("pass_started", account=account.name, why=why)
+        started = time.monotonic()
         try:
             result = await self._event_loop().run_in_executor(
                 self._executor,
@@ -194,6 +203,9 @@ class Daemon:
             result = PassResult(account.name, ok=False, error=repr(exc))
         finally:
             self._running.pop(account.name, None)
+        self.metrics.observe_pass(
+            account.name, time.monotonic() - started, result.ok, result.outcomes
+        )
         self._after_pass(result)
         if account.name in self._again:
             self._again.discard(account.name)
@@ -216,7 +228,9 @@ class Daemon:
 
     def _report_status(self) -> None:
         try:
-            self.notifier.status(status_line(self.sessions, self.settings))
+            awaiting, queued = counts(self.sessions)
+            self.metrics.set_counts(awaiting, queued)
+            self.notifier.status(status_line(len(self.settings.accounts), awaiting, queued))
         except Exception:
             log.debug("status_failed", exc_info=True)
 
@@ -347,6 +361,7 @@ class Daemon:
                 coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
             )  # fmt: skip
         self._scheduler.start()
+        self.metrics.start()
         self._start_watchers()
         if not self.settings.accounts:
             self._ready = True
@@ -364,6 +379,7 @@ class Daemon:
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         self._executor.shutdown(wait=True)
+        self.metrics.stop()
         if self.settings.daemon.scale_out:
             from ghostwatch.leases import release
 

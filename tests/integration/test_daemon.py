@@ -10,10 +10,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,11 +37,12 @@ AT = NOW.isoformat()
 class Daemon:
     """A running `ghostwatch run`, its log lines parsed as they arrive."""
 
-    def __init__(self, config: Path, *args: str) -> None:
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ghostwatch.cli", "--config", str(config), "--now", AT,
              "run", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
@@ -325,3 +329,45 @@ def test_kill_9_and_restart_loses_nothing_and_doubles_nothing(
     if after.state == "sent":
         assert len(copies) == 1
     assert second.stop() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_systemd_hears_ready_status_and_stopping_and_metrics_are_served(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Under systemd (NOTIFY_SOCKET): READY=1 after the first pass, a STATUS= line with
+    the figures, STOPPING=1 on SIGTERM. [metrics] listen serves the same figures."""
+    port = _free_port()
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    senv.config.write_text(senv.config.read_text() + f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    notify_path = Path(tempfile.mkdtemp()) / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(30)
+    try:
+        d = Daemon(senv.config, env={"NOTIFY_SOCKET": str(notify_path)})
+        daemons.append(d)
+        messages: list[str] = []
+        while not any("READY=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        while not any(m.startswith("STATUS=") for m in messages):
+            messages.append(sock.recv(4096).decode())
+        status = next(m for m in messages if m.startswith("STATUS="))
+        assert status == "STATUS=1 account, 1 threads awaiting reply, 1 drafts queued"
+        body = (
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        )
+        assert "ghostwatch_threads_awaiting_reply 1.0" in body
+        assert "ghostwatch_drafts_queued 1.0" in body
+        name = senv.env.account.name
+        assert f'ghostwatch_pass_seconds_count{{account="{name}"}} 1.0' in body
+        assert d.stop() == 0
+        while not any("STOPPING=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+    finally:
+        sock.close()
