@@ -63,7 +63,7 @@ def doctor(obj: Context, as_json: bool) -> None:
     SMTP login (TLS verified), folders, IDLE. Sends nothing; exit 1 on any FAIL."""
     import json
 
-    from ghostwatch.doctor import Verdict, run_checks
+    from ghostwatch.doctor import Check, Verdict, run_checks
 
     try:
         settings = obj.settings
@@ -73,15 +73,14 @@ def doctor(obj: Context, as_json: bool) -> None:
         else:
             click.echo(f"FAIL  config  {exc}")
         raise SystemExit(EXIT_CONFIG) from exc
-    checks = run_checks(settings, obj.settings_path, obj.clock.now())
+    checks = [Check("config", Verdict.PASS, f"{obj.settings_path}: valid")]
+    checks += run_checks(settings, obj.settings_path, obj.clock.now())
     if as_json:
         click.echo(json.dumps(
-            [{"check": "config", "verdict": "PASS", "detail": str(obj.settings_path)}]
-            + [{"check": c.what, "verdict": c.verdict.value, "detail": c.detail} for c in checks],
+            [{"check": c.what, "verdict": c.verdict.value, "detail": c.detail} for c in checks],
             indent=2,
         ))  # fmt: skip
     else:
-        click.echo(f"PASS  config  {obj.settings_path}")
         width = max(len(c.what) for c in checks) if checks else 0
         for c in checks:
             click.echo(f"{c.verdict.value}  {c.what:<{width}}  {c.detail}")

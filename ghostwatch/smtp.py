@@ -356,7 +356,10 @@ class _Attempt:
         await self._authenticate(client, token)
         if msg is None:
             return SendResult(
-                SendOutcome.SENT, None, f"{self.host}:{self.port}: TLS and login OK; nothing sent"
+                SendOutcome.SENT,
+                None,
+                f"{self.host}:{self.port} ({self.settings.security.value}): accepted us; "
+                "nothing sent",
             )
 
         utf8 = not (mail_from + "".join(rcpts)).isascii()

@@ -230,7 +230,7 @@ def test_doctor_passes_a_working_setup_and_names_what_fails(
                  f"{name}: folders", f"{name}: IDLE", f"{name}: SMTP"):  # fmt: skip
         assert checks[what]["verdict"] == "PASS", checks.get(what)
     assert "login OK" in checks[f"{name}: IMAP"]["detail"]
-    assert "nothing sent" in checks[f"{name}: SMTP"]["detail"]
+    assert "accepted us; nothing sent" in checks[f"{name}: SMTP"]["detail"]
 
     senv.config.write_text(senv.config.read_text().replace(
         f'password_command = "echo {senv.env.password}"', 'password_command = "echo wrong"'))  # fmt: skip
