@@ -796,9 +796,9 @@ def _print_status(items: list[dict[str, Any]]) -> None:
 
 
 def _register_outbox_commands() -> None:
-    from ghostwatch import outbox_cli, run_cli
+    from ghostwatch import init_cli, outbox_cli, run_cli
 
-    for command in (*outbox_cli.COMMANDS, *run_cli.COMMANDS):
+    for command in (*outbox_cli.COMMANDS, *run_cli.COMMANDS, *init_cli.COMMANDS):
         main.add_command(command)
 
 

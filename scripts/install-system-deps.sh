@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the system packages ghostwatch's integration tests and benchmarks need:
-# Dovecot (IMAP, LMTP, Sieve), Postfix and the PostgreSQL 15 server binaries.
+# Dovecot (IMAP, LMTP, Sieve), Postfix, the PostgreSQL 15 server binaries, and
+# Chromium (headless, to look at the digest's HTML as a phone shows it).
 # Recipe: ../shared/MAILSTACK.md. Idempotent: does nothing when all are present.
 set -euo pipefail
 
 PG_BIN=/usr/lib/postgresql/15/bin
-MAIL_PACKAGES=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix)
+MAIL_PACKAGES=(dovecot-imapd dovecot-lmtpd dovecot-sieve postfix chromium)
 
 is_installed() {
     # "install ok installed" only; a removed-but-configured package doesn't count.
@@ -21,7 +22,7 @@ if [[ ! -x "$PG_BIN/initdb" || ! -x "$PG_BIN/pg_ctl" || ! -x "$PG_BIN/postgres" 
 fi
 
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-system-deps: dovecot, postfix and PostgreSQL 15 already installed; nothing to do."
+    echo "install-system-deps: dovecot, postfix, chromium and PostgreSQL 15 already installed; nothing to do."
     exit 0
 fi
 
@@ -38,7 +39,17 @@ apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 # The postinst scripts try to start the system services; without systemd that
 # fails (or policy-rc.d refuses) harmlessly, but must not abort the install.
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+servers=()
+for pkg in "${missing[@]}"; do
+    [[ "$pkg" == chromium ]] || servers+=("$pkg")
+done
+if [[ ${#servers[@]} -gt 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${servers[@]}"
+fi
+if [[ " ${missing[*]} " == *" chromium "* ]]; then
+    # Only the browser: its recommends (extensions, GPU drivers) are not needed headless.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
 
 # Tests run their own instances from temp dirs; don't leave system ones running
 # (they would hold the default ports and confuse anyone reading `ps`).
