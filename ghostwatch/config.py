@@ -260,6 +260,92 @@ class DaemonSettings(_Strict):
     )  # fmt: skip
 
 
+class ApprovalSettings(_Strict):
+    """The digest and approving by reply (``[approval]``)."""
+
+    digest_to: str | None = Field(
+        default=None, description="Where digests go (default: the account's own address)."
+    )
+    times: list[str] = Field(
+        default_factory=lambda: ["08:30"],
+        description="Local times (HH:MM, in [defaults] time_zone) to send the digest.",
+    )
+    days: list[str] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"],
+        description="Days the digest is sent on.",
+    )
+    send_when_empty: bool = Field(
+        default=False, description="Send a digest even when nothing is new."
+    )
+    token_hours: float = Field(
+        default=72.0, gt=0, le=24 * 30, description="How long a digest's commands are accepted."
+    )
+    plus_addressing: bool = Field(
+        default=True,
+        description="Reply-To is you+gw-TOKEN@domain; set false for providers without plus "
+        "addressing (the token then travels in the Subject only).",
+    )
+    reply_alias: str | None = Field(
+        default=None, description="Reply-To address when plus_addressing is false."
+    )
+    authserv_id: str | None = Field(
+        default=None,
+        description="Your provider's Authentication-Results authserv-id (e.g. mx.google.com); "
+        "with require_auth, only its topmost header is trusted.",
+    )
+    require_auth: list[str] = Field(
+        default_factory=list,
+        description='Methods that must pass for a reply to count: any of "dkim", "spf", "dmarc".',
+    )
+    require_in_sent: bool = Field(
+        default=False, description="Only accept a reply that is also in your Sent folder."
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="HMAC key for digest tokens (default: digest.key in the state directory).",
+    )
+
+    @field_validator("digest_to", "reply_alias")
+    @classmethod
+    def _addr(cls, value: str | None) -> str | None:
+        return check_address(value) if value is not None else None
+
+    @field_validator("times")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        import re
+
+        for t in value:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", t):
+                raise ValueError(f"{t!r} is not a time of day: write it as HH:MM, e.g. '08:30'")
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        out = [d.strip().lower()[:3] for d in value]
+        if not out or any(d not in days for d in out):
+            raise ValueError(f"{value!r}: use a non-empty list of {', '.join(days)}")
+        return out
+
+    @field_validator("require_auth")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if m not in ("dkim", "spf", "dmarc")]
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}: use dkim, spf, dmarc")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.require_auth and not self.authserv_id:
+            raise ValueError("require_auth needs authserv_id (whose headers to trust)")
+        if not self.plus_addressing and self.reply_alias is None:
+            raise ValueError("plus_addressing = false needs reply_alias")
+        return self
+
+
 class MetricsSettings(_Strict):
     """Prometheus metrics of ``ghostwatch run`` (``[metrics]``); off unless ``listen`` is set."""
 
@@ -292,6 +378,7 @@ class Settings(BaseSettings):
     sending: SendingSettings = Field(default_factory=SendingSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
     #: ``[defaults]``, ``[[clients]]``, ``[[rules]]`` and ``[policies.NAME]`` of the file.
     policy: PolicySettings = Field(default_factory=PolicySettings)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from imapclient.exceptions import IMAPClientError
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -66,12 +67,29 @@ def run_pass(
     def resync() -> None:
         sync_account(account, sessions, clock.now(), connect_attempts=1)
 
+    from ghostwatch.approval import maybe_send_digest, process_replies
+
     try:
         resync()
     except GhostwatchError as exc:
         log.error("pass_failed", account=account.name, error=str(exc))  # noqa: TRY400 - expected, no traceback
         return PassResult(account.name, ok=False, error=str(exc))
+    if not dry_run:
+        # Replies to digests first: a "send 1" this morning goes out in this pass.
+        try:
+            for reply in process_replies(sessions, settings, account, clock):
+                log.info("digest_reply_handled", account=account.name, sender=reply.sender,
+                         accepted=reply.accepted, reason=reply.reason)  # fmt: skip
+        except (GhostwatchError, IMAPClientError, OSError) as exc:
+            log.warning("digest_replies_not_read", account=account.name, error=str(exc))
     report = send_pending(sessions, settings, account, clock, dry_run=dry_run, resync=resync)
+    if not dry_run:
+        try:
+            digest = maybe_send_digest(sessions, settings, account, clock)
+        except GhostwatchError as exc:
+            digest = f"digest not sent: {exc}"
+        if digest is not None:
+            log.info("digest", account=account.name, result=digest)
     for o in report.outcomes:
         if o.what in ("held", "would-send") and not o.row_id:
             continue
@@ -319,6 +337,10 @@ class Daemon:
         self.settings = settings
         self._start_watchers()
         self._schedule_poll()
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith("digest-"):
+                job.remove()
+        self._schedule_digests()
         log.info("config_reloaded", accounts=[a.name for a in settings.accounts])
         self.notifier.ready()
         self.poll_all()
@@ -336,6 +358,20 @@ class Daemon:
             misfire_grace_time=int(self.settings.daemon.poll_minutes * 60),
             next_run_time=datetime.now(UTC),
         )
+
+    def _schedule_digests(self) -> None:
+        """A pass at each digest time (local), so the digest leaves on the minute; the
+        pass itself decides whether one is owed (:func:`ghostwatch.approval.digest_due`)."""
+        approval = self.settings.approval
+        for i, hhmm in enumerate(approval.times):
+            hour, minute = (int(x) for x in hhmm.split(":"))
+            self._scheduler.add_job(
+                self.poll_all, "cron", hour=hour, minute=minute,
+                day_of_week=",".join(approval.days),
+                timezone=self.settings.policy.defaults.time_zone,
+                id=f"digest-{i}", replace_existing=True, coalesce=True, max_instances=1,
+                misfire_grace_time=3600,
+            )  # fmt: skip
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
@@ -360,6 +396,7 @@ class Daemon:
                 seconds=self.settings.daemon.lease_seconds / 3, id="leases",
                 coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
             )  # fmt: skip
+        self._schedule_digests()
         self._scheduler.start()
         self.metrics.start()
         self._start_watchers()

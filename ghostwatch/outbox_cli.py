@@ -283,4 +283,86 @@ def settle(obj: Context, row_id: int, went_out: bool | None) -> None:
     click.echo(f"#{row_id}: {target.value}" + ("" if went_out else " (it will be sent again)"))
 
 
-COMMANDS = (send, queue, show, approve, skip, settle)
+@click.command("snooze")
+@click.argument("row_id", metavar="ID", type=int)
+@click.argument("duration", metavar="DURATION")
+@click.pass_obj
+def snooze(obj: Context, row_id: int, duration: str) -> None:
+    """Put a draft back until later: DURATION is "3d", "2w", "until 10 dec" (also in
+    Italian: "3g", "fino al 10 dicembre"). It comes back in the digest then, waiting
+    for your approval."""
+    from datetime import datetime as dt
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from ghostwatch import outbox
+    from ghostwatch.outbox import State
+    from ghostwatch.replycommands import parse
+    from ghostwatch.store import OutboxRow
+
+    try:
+        settings = obj.settings
+        sessions = obj.sessions()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    now = obj.clock.now()
+    zone = ZoneInfo(settings.policy.defaults.time_zone)
+    parsed = parse(f"snooze 1 {duration}", today=now.astimezone(zone).date())
+    if not parsed.commands or parsed.commands[0].until is None:
+        raise click.BadParameter(
+            f"{duration!r}: say how long, e.g. 3d, 2w, 'until 10 dec'", param_hint="DURATION"
+        )
+    until = parsed.commands[0].until
+    with sessions() as db:
+        row = db.get(OutboxRow, row_id)
+        if row is None or row.state not in (State.QUEUED.value, State.APPROVED.value):
+            state = row.state if row is not None else "missing"
+            _fail(GhostwatchError(f"outbox row #{row_id} is {state}: only a waiting draft snoozes"))
+            return
+        if row.state == State.APPROVED.value:
+            outbox.move(db, row_id, State.QUEUED, now, expect=State.APPROVED)
+        stored = db.get(OutboxRow, row_id)
+        assert stored is not None  # noqa: S101 - just read above
+        stored.due_at = dt.combine(until, time(9, 0), zone)
+        db.commit()
+    click.echo(f"#{row_id}: snoozed until {until:%a %d %b %Y}; it will wait for your approval")
+
+
+@click.command("digest")
+@click.option("--send", "send_now", is_flag=True, help="Send it now (even if nothing is new).")
+@click.option("--account", "account_name", metavar="NAME", help="Only this account.")
+@click.option("--html", "show_html", is_flag=True, help="Print the HTML part too.")
+@click.pass_obj
+def digest(obj: Context, send_now: bool, account_name: str | None, show_html: bool) -> None:
+    """Show the digest email as it would be sent now, or --send it.
+
+    The digest lists the drafts waiting for you, numbered, with the tasks and flags;
+    reply to it with commands such as "send 1 3", "skip 2", "snooze 2 3d" (the
+    commands are listed at its end). `ghostwatch run` sends it at [approval] times."""
+    from ghostwatch.approval import preview_digest, send_digest
+
+    try:
+        settings = obj.settings
+        accounts = obj.accounts(account_name)
+        sessions = obj.sessions()
+    except GhostwatchError as exc:
+        _fail(exc)
+        return
+    for account in accounts:
+        if send_now:
+            try:
+                click.echo(f"{account.name}: " + send_digest(sessions, settings, account,
+                                                             obj.clock, force=True))  # fmt: skip
+            except GhostwatchError as exc:
+                _fail(exc)
+            continue
+        with sessions() as db:
+            rendered = preview_digest(db, settings, account, obj.clock.now())
+        click.echo(f"Subject: {rendered.subject}\n")
+        click.echo(rendered.text.rstrip("\n"))
+        if show_html:
+            click.echo("\n" + rendered.html)
+
+
+COMMANDS = (send, queue, show, approve, skip, settle, snooze, digest)

@@ -232,6 +232,52 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class DigestRow(Base):
+    """A digest sent to the owner: its token (hashed), its numbered items and the MAC
+    binding them (:mod:`ghostwatch.digesttoken`)."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    to_addr: Mapped[str] = mapped_column(String(320))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    mac: Mapped[str] = mapped_column(String(64))
+    items: Mapped[str] = mapped_column(Text)  # JSON [[number, outbox row id, body hash], ...]
+    # What the digest showed (items, tasks, flags): a digest identical to the last one
+    # is not sent again.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DigestAction(Base):
+    """A command carried out for one item of one digest: each item acts once."""
+
+    __tablename__ = "digest_actions"
+    __table_args__ = (UniqueConstraint("digest_id", "item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"))
+    item: Mapped[int] = mapped_column(Integer)
+    verb: Mapped[str] = mapped_column(String(16))
+    reply_message_id: Mapped[str] = mapped_column(String(998))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HandledReply(Base):
+    """A reply to a digest that was looked at (whatever the outcome): never twice."""
+
+    __tablename__ = "handled_replies"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    outcome: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
