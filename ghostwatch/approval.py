@@ -260,7 +260,7 @@ def preview_digest(db: Session, settings: Settings, account: AccountSettings, no
     from ghostwatch.digestview import render_digest
 
     got = _gather(db, settings, account, now)
-    return render_digest(replace(got.content, token_tag=subject_tag("0" * 26)))
+    return render_digest(replace(got.content, token_tag="[gw:TOKEN]"))
 
 
 def _smtp_password(account: AccountSettings) -> tuple[str, str | None]:
