@@ -214,6 +214,8 @@ def _gather(db: Session, settings: Settings, account: AccountSettings, now: date
             )
         )
     ]
+    flags += _client_flags(facts, {r.thread_id for r in rows} | {t.thread_id for t in tasks},
+                           policy.defaults.slow_client_days)  # fmt: skip
     upcoming = [
         view.Upcoming(
             to=r.to_addr,
@@ -253,6 +255,38 @@ def _gather(db: Session, settings: Settings, account: AccountSettings, now: date
     return _Gathered(content, rows, fingerprint)
 
 
+def _client_flags(facts: Sequence[Any], threads: set[str], slow_days: float) -> list[Any]:
+    """What the owner should know about the clients of this digest's threads: a
+    habitually slow answerer (so silence is not alarming yet), a late payer."""
+    from statistics import mean, median
+
+    from ghostwatch import digestview as view
+
+    out: list[Any] = []
+    seen: set[str] = set()
+    for f in facts:
+        who = f.verdict.counterpart or "?"
+        if f.thread_id not in threads or who in seen:
+            continue
+        seen.add(who)
+        if len(f.reply_latencies) >= 3:
+            days = median(d.total_seconds() for d in f.reply_latencies) / 86400
+            if days > slow_days:
+                out.append(view.Flag(
+                    kind="slow_client",
+                    text=f"{who} usually answers in {days:.0f} days (median of "
+                    f"{len(f.reply_latencies)} replies): silence is not unusual yet",
+                ))  # fmt: skip
+        late = [d for d in f.days_late_history if d > 0]
+        if late:
+            out.append(view.Flag(
+                kind="late_payer",
+                text=f"{who} paid late before: {len(late)} of {len(f.days_late_history)} "
+                f"invoices, {mean(late):.0f} days late on average",
+            ))  # fmt: skip
+    return out
+
+
 def preview_digest(db: Session, settings: Settings, account: AccountSettings, now: datetime) -> Any:
     """The digest as it would be rendered now (token placeholder); sends nothing."""
     from dataclasses import replace
@@ -260,7 +294,8 @@ def preview_digest(db: Session, settings: Settings, account: AccountSettings, no
     from ghostwatch.digestview import render_digest
 
     got = _gather(db, settings, account, now)
-    return render_digest(replace(got.content, token_tag="[gw:TOKEN]"))
+    placeholder = "[gw:TOKEN]"  # the real token is drawn when the digest is sent
+    return render_digest(replace(got.content, token_tag=placeholder))
 
 
 def _smtp_password(account: AccountSettings) -> tuple[str, str | None]:
