@@ -147,6 +147,17 @@ def _smtp_checks(account: AccountSettings) -> Iterator[Check]:
     yield Check(what, Verdict.PASS if ok else Verdict.FAIL, message)
 
 
+def _digest_route(settings: Settings, account: AccountSettings, smtp: list[Check]) -> Check:
+    """Can ghostwatch mail the owner the digest, and where do replies go?"""
+    approval = settings.approval
+    to = approval.digest_to or account.address
+    replies = to.replace("@", "+gw-TOKEN@", 1) if approval.plus_addressing else approval.reply_alias
+    what = f"{account.name}: digest route"
+    if not smtp or smtp[0].verdict is not Verdict.PASS:
+        return Check(what, Verdict.FAIL, f"digests to {to} need a working SMTP login (above)")
+    return Check(what, Verdict.PASS, f"digests to {to}; replies to {replies}")
+
+
 def run_checks(settings: Settings, config_path: Path | None, now: datetime) -> list[Check]:
     """Every check, in the order a user would fix things."""
     checks: list[Check] = []
@@ -157,7 +168,9 @@ def run_checks(settings: Settings, config_path: Path | None, now: datetime) -> l
         checks.append(Check("accounts", Verdict.FAIL, "no [[accounts]] in the config"))
     for account in settings.accounts:
         checks += _imap_checks(account, settings.sending.drafts_folder)
-        checks += _smtp_checks(account)
+        smtp = list(_smtp_checks(account))
+        checks += smtp
+        checks.append(_digest_route(settings, account, smtp))
     if os.environ.get("NOTIFY_SOCKET"):
         checks.append(Check("systemd", Verdict.PASS, "running under systemd (NOTIFY_SOCKET set)"))
     return checks

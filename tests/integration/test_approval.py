@@ -11,7 +11,7 @@ import email
 import email.policy
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -291,3 +291,70 @@ def _add_header_below(senv: SendEnv, reply_id: str) -> None:
         client.append("INBOX", forged + b"\r\n\r\n" + body)
     finally:
         client.logout()
+
+
+def test_edit_then_send_in_one_reply_sends_the_new_text_to_the_same_recipient(
+    queued: SendEnv,
+) -> None:
+    digest = _send_digest(queued)
+    _reply(queued, digest, "edit 1\nHi Bob,\n\nany news on the quote?\n\nAlice\nend\nsend 1")
+    assert queued.cli("run", "--once").returncode == 0
+    [row] = queued.rows()
+    assert row.state == "sent" and row.to_addr == queued.client
+    [got] = queued.client_inbox()
+    body = got.get_body(("plain",))
+    assert body is not None and "any news on the quote?" in body.get_content()
+    assert "slipped down your inbox" not in body.get_content()
+
+
+def test_send_after_the_client_answered_cancels_and_says_so(queued: SendEnv) -> None:
+    """The client answers between the digest and the owner's "send 1": the draft is
+    cancelled at approval, and the confirmation says why."""
+    digest = _send_digest(queued)
+    queued.env.received(queued.client, "Re: Quote for the new website", "<ok@client.test>",
+                        days_ago=-0.001, in_reply_to=ORIGINAL)  # fmt: skip
+    _reply(queued, digest, "send 1")
+    assert queued.cli("run", "--once").returncode == 0
+    assert [r.state for r in queued.rows()] == ["cancelled"]
+    assert queued.client_inbox() == []
+    deadline = time.monotonic() + 20
+    texts: list[str] = []
+    while time.monotonic() < deadline and not texts:
+        texts = [m.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                 for m in _owner_inbox(queued) if m["X-Ghostwatch"] == "confirmation"]  # fmt: skip
+        time.sleep(0.1)
+    assert texts and "send 1: cancelled" in texts[0]
+
+
+def test_the_daemon_pass_sends_one_digest_per_scheduled_time(queued: SendEnv) -> None:
+    """run --once at 08:31 on a Monday (UTC zone): the digest goes; at 09:00 it is not
+    sent again; nothing goes on Saturday."""
+    monday = datetime(2026, 11, 23, 8, 31, tzinfo=UTC)
+    assert queued.cli("run", "--once", now=monday.isoformat()).returncode == 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not _digests(queued):
+        time.sleep(0.1)
+    assert len(_digests(queued)) == 1
+    assert (
+        queued.cli("run", "--once", now=(monday + timedelta(minutes=29)).isoformat()).returncode
+        == 0
+    )
+    saturday = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    assert queued.cli("run", "--once", now=saturday.isoformat()).returncode == 0
+    queued.client_inbox()  # lets Postfix deliver anything handed to it so far
+    assert len(_digests(queued)) == 1
+
+
+def _digests(senv: SendEnv) -> list[EmailMessage]:
+    return [m for m in _owner_inbox(senv) if m["X-Ghostwatch"] == "digest"]
+
+
+def test_snooze_from_the_command_line(queued: SendEnv) -> None:
+    [row] = queued.rows()
+    out = queued.cli("snooze", str(row.id), "3d")
+    assert out.returncode == 0, out.stderr
+    assert "snoozed until Mon 23 Nov 2026" in out.stdout
+    [after] = queued.rows()
+    assert after.state == "queued" and after.due_at.date().isoformat() == "2026-11-23"
+    bad = queued.cli("snooze", str(row.id), "whenever")
+    assert bad.returncode == 2 and "say how long" in bad.stderr

@@ -7,6 +7,7 @@ The daemon's clock starts at ``NOW`` (``--now``) and runs on; its JSON log lines
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -231,6 +232,11 @@ def test_doctor_passes_a_working_setup_and_names_what_fails(
         assert checks[what]["verdict"] == "PASS", checks.get(what)
     assert "login OK" in checks[f"{name}: IMAP"]["detail"]
     assert "accepted us; nothing sent" in checks[f"{name}: SMTP"]["detail"]
+    route = checks[f"{name}: digest route"]
+    assert route["verdict"] == "PASS"
+    assert route["detail"] == (
+        f"digests to {senv.env.address}; replies to " + senv.env.address.replace("@", "+gw-TOKEN@")
+    )
 
     senv.config.write_text(senv.config.read_text().replace(
         f'password_command = "echo {senv.env.password}"', 'password_command = "echo wrong"'))  # fmt: skip
@@ -371,3 +377,77 @@ def test_systemd_hears_ready_status_and_stopping_and_metrics_are_served(
             messages.append(sock.recv(4096).decode())
     finally:
         sock.close()
+
+
+def test_a_broken_account_does_not_stop_the_others(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Two accounts, one with a wrong password: the good one is served (its pass runs,
+    the daemon gets ready), the bad one is reported and put on backoff."""
+    good = _env(mailstack, tmp_path / "good", "poll_minutes = 60")
+    bad = make_send_env(mailstack, tmp_path / "bad")
+    text = good.config.read_text()
+    bad_block = bad.config.read_text()
+    bad_block = bad_block[bad_block.index("[[accounts]]") : bad_block.index("[sending]")]
+    bad_block = bad_block.replace(f"echo {bad.env.password}", "echo wrong-password")
+    good.config.write_text(text.replace("[sending]", bad_block + "\n[sending]", 1))
+    d = Daemon(good.config)
+    daemons.append(d)
+    d.wait_for("ready")
+    backoff = d.wait_for("account_backoff", account=bad.env.account.name)
+    assert "refused" in backoff["error"]
+    assert d.wait_for("outbox", account=good.env.account.name, what="queued")
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
+def test_the_watchdog_is_fed_from_the_loop(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """WATCHDOG_USEC=2 s: WATCHDOG=1 arrives about every second."""
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    notify_path = Path(tempfile.mkdtemp()) / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(30)
+    try:
+        d = Daemon(senv.config, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000"})
+        daemons.append(d)
+        pings: list[float] = []
+        while len(pings) < 3:
+            if sock.recv(4096).decode() == "WATCHDOG=1":
+                pings.append(time.monotonic())
+        assert max(b - a for a, b in itertools.pairwise(pings)) < 1.9
+        assert d.stop() == 0
+    finally:
+        sock.close()
+
+
+def test_a_second_daemon_on_the_same_postgresql_database_refuses(
+    mailstack: MailStack, tmp_path: Path, daemons: list[Daemon], pg_cluster: Any
+) -> None:
+    """Without scale_out, PostgreSQL is one instance too (an advisory lock)."""
+    url = pg_cluster.create_database(f"gw_lock_{os.getpid()}_{time.monotonic_ns()}")
+    senv = _env(mailstack, tmp_path, "poll_minutes = 60")
+    text = senv.config.read_text()
+    start = text.index('url = "') + len('url = "')
+    senv.config.write_text(text[:start] + url + text[text.index('"', start) :])
+    first = Daemon(senv.config)
+    daemons.append(first)
+    first.wait_for("ready")
+    second = senv.cli("run", "--once")
+    assert second.returncode == 1
+    assert "already using this PostgreSQL database" in second.stderr
+    assert first.stop() == 0
+    assert senv.cli("run", "--once").returncode == 0
+
+
+def test_run_once_dry_run_sends_nothing(mailstack: MailStack, tmp_path: Path) -> None:
+    senv = _env(mailstack, tmp_path)
+    senv.cli("send")
+    [row] = senv.rows()
+    senv.cli("approve", str(row.id))
+    out = senv.cli("run", "--once", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert [r.state for r in senv.rows()] == ["approved"]
+    assert senv.client_inbox() == []
