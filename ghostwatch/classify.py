@@ -299,12 +299,17 @@ _OOO_SUBJECTS = _phrases(
         (r"respuesta[\s-]+autom[áa]tica", "automatic reply", "es"),
         (r"afwezig", "absent", "nl"),
         (r"automatisch[\s-]+antwoord", "automatic reply", "nl"),
+        (
+            r"[āa]rpus[\s-]+biroja(?:[\s-]+atra[sš]an[āa]s)?(?:[\s-]+autom[āa]tisk[āa][\s-]+atbilde)?",
+            "out of office",
+            "lv",
+        ),
     ],
     _OOO_TAIL,
 )
 
 # Non-delivery subjects of Postfix, Exim, sendmail, qmail, Gmail and localized Exchange.
-# Only read together with a null Return-Path (see _bounce_reasons).
+# Only read together with a mailer's Return-Path (see _bounce_reasons).
 _BOUNCE_SUBJECTS = _phrases(
     [
         (r"undelivered[\s-]+mail", "delivery failure", "en"),
@@ -321,6 +326,7 @@ _BOUNCE_SUBJECTS = _phrases(
         (r"[ée]chec[\s-]+de[\s-]+(?:la[\s-]+)?remise", "delivery failure", "fr"),
         (r"no[\s-]+se[\s-]+puede[\s-]+entregar", "delivery failure", "es"),
         (r"onbestelbaar", "delivery failure", "nl"),
+        (r"(?:mail[\s-]+)?could[\s-]+not[\s-]+be[\s-]+delivered", "delivery failure", "en"),
     ],
     r"\b",
 )
@@ -344,8 +350,8 @@ def _replied_to_auto_reply(subject: str) -> bool:
 
 # -- rules ---------------------------------------------------------------------------
 
-_BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "mailerdaemon", "postmaster"})
-_BOUNCE_DISPLAY = re.compile(r"\bmail delivery (?:subsystem|system)\b")
+_BOUNCE_LOCAL_PARTS = frozenset({"mailer-daemon", "mailerdaemon", "postmaster", "mdaemon"})
+_BOUNCE_DISPLAY = re.compile(r"\bmail delivery (?:subsystem|system)\b|^postmaster$")
 
 # (pattern on the local part, label). Prefixes must end at a separator so "noreen@" and
 # "mailerman@" stay human; "bounce" is a prefix on its own (VERP: bounces+123=x@...).
@@ -379,6 +385,22 @@ def _null_return_path(fields: _Fields) -> bool:
     return bool(values) and _NULL_RETURN_PATH.match(values[0]) is not None
 
 
+# BATV/SRS-style tags in front of a bounce address: prvs=1234abcd=ndr@example.com.
+_TAGGED_LOCAL = re.compile(r"^(?:prvs|btv1|msprvs1)=[^=]*=", re.IGNORECASE)
+
+
+def _bounce_return_path(fields: _Fields) -> bool:
+    """The envelope sender of a non-delivery report: null (RFC 5321 §4.5.5), or one of
+    the mailer's own addresses some gateways use instead (MAILER-DAEMON@, ndr@)."""
+    values = fields.raw("Return-Path")
+    if not values:
+        return False
+    if _NULL_RETURN_PATH.match(values[0]) is not None:
+        return True
+    local = _TAGGED_LOCAL.sub("", _local_part(values[0].strip().strip("<>")))
+    return local in _BOUNCE_LOCAL_PARTS or local.startswith("ndr")
+
+
 def _bounce_reasons(fields: _Fields) -> list[str]:
     reasons: list[str] = []
     ctype, report_type = fields.content_type()
@@ -391,10 +413,10 @@ def _bounce_reasons(fields: _Fields) -> list[str]:
             reasons.append(f"from: {local}")
         elif _BOUNCE_DISPLAY.search(display):
             reasons.append("from: mail delivery subsystem")
-    if _null_return_path(fields):
+    if _bounce_return_path(fields):
         label = _match_subject(fields.first("Subject"), _BOUNCE_SUBJECTS)
         if label is not None:
-            reasons.append(f"null return-path and subject: {label}")
+            reasons.append(f"mailer return-path and subject: {label}")
     # Exim stamps its bounces with the addresses that failed.
     if fields.present("X-Failed-Recipients"):
         reasons.append("x-failed-recipients present")
@@ -583,6 +605,45 @@ def _failures(msg: Message) -> tuple[frozenset[str], frozenset[str]]:
         return frozenset(address for address in addresses if address)
 
     return clean(temporary), clean(permanent)
+
+
+# Delay warnings: the message is still queued. Read only with the body (below).
+_DELAY_SUBJECTS = _phrases(
+    [
+        (
+            r"(?:mail[\s-]+)?delivery[\s-]+(?:status[\s-]+)?(?:warning|delayed)",
+            "delivery delay",
+            "en",
+        ),
+        (r"delayed[\s-]+mail", "delivery delay", "en"),
+        (r"warning:[\s-]+could[\s-]+not[\s-]+send", "delivery delay", "en"),
+    ],
+    r"\b",
+)
+
+
+def bounce_subject(subject: str) -> str | None:
+    """The non-delivery or delay phrase opening ``subject`` ("Undeliverable: ...", "Mail
+    delivery failed", "Mail Delivery Warning"), whatever the sender; None for anything
+    else, "Fwd:"/"Re:" ones included."""
+    normal = _normal(_decode_words(subject))
+    return _match_subject(normal, _BOUNCE_SUBJECTS) or _match_subject(normal, _DELAY_SUBJECTS)
+
+
+def confirm_bounce_by_body(raw: bytes) -> Classification | None:
+    """For a message the headers call human but whose subject reads like a delivery
+    report (some gateways send them from ordinary addresses), the body decides
+    (flufl.bounce): permanently failed recipients make it a BOUNCE; only delayed ones an
+    automated notice (AUTO_REPLY: no address is marked as failed, and it is no answer);
+    nothing found, None. The sync fetches the body of such messages only."""
+    report = parse_bounce(raw)
+    if report is None:
+        return None
+    if report.permanent:
+        return Classification(Kind.BOUNCE, ("subject and body: non-delivery report",))
+    if report.temporary:
+        return Classification(Kind.AUTO_REPLY, ("subject and body: delivery delay warning",))
+    return None
 
 
 def parse_bounce(raw: bytes) -> BounceReport | None:

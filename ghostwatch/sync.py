@@ -20,11 +20,11 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ghostwatch.classify import Kind, parse_bounce
+from ghostwatch.classify import Kind, bounce_subject, confirm_bounce_by_body, parse_bounce
 from ghostwatch.config import AccountSettings
 from ghostwatch.errors import ServerUnreachableError
 from ghostwatch.imap import Fetched, FolderStatus, ImapSession
-from ghostwatch.message import FETCH_HEADERS, parse_headers
+from ghostwatch.message import FETCH_HEADERS, Direction, parse_headers
 from ghostwatch.store import Folder, MessageRow, ThreadRow
 from ghostwatch.threads import parse_msgid_list
 
@@ -297,6 +297,18 @@ class Syncer:
     def _fetch_bodies(self, rows: list[Row]) -> None:
         """Bounces and auto-replies are rare; their bodies say which address failed
         and until when someone is away, so those alone are fetched (with PEEK)."""
+        suspects = [
+            r for r in rows
+            if r["kind"] == Kind.HUMAN.value and r["direction"] == Direction.INCOMING.value
+            and bounce_subject(r["subject"]) is not None
+        ]  # fmt: skip
+        if suspects:
+            bodies = self.imap.fetch_partial([r["uid"] for r in suspects], "", BOUNCE_FETCH_LIMIT)
+            for r in suspects:
+                confirmed = confirm_bounce_by_body(bodies.get(r["uid"], b""))
+                if confirmed is not None:
+                    r["kind"] = confirmed.kind.value
+                    r["reasons"] = "; ".join(confirmed.reasons)
         bounces = [r for r in rows if r["kind"] == Kind.BOUNCE.value]
         autos = [r for r in rows if r["kind"] == Kind.AUTO_REPLY.value]
         if bounces:

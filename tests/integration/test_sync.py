@@ -108,6 +108,31 @@ def test_a_real_postfix_bounce_is_not_an_answer(env: Env) -> None:
         assert bounce.thread_id == thread.thread_id
 
 
+def test_a_gateway_bounce_from_an_ordinary_address_is_read_by_its_body(env: Env) -> None:
+    """Some gateways send non-delivery notices from an ordinary address with no DSN
+    markers: a "Delivery Failure" subject makes the sync read the body, and the failed
+    address there makes it a bounce, not an answer. "Re: delivery failed?" from a
+    person stays an answer."""
+    env.sent("userx@client.example", "Proposal", "<gw1@example.test>", 5)
+    raw = (
+        b"From: Relay Gateway <gateway@relay.example>\r\n"
+        + f"To: {env.address}\r\n".encode()
+        + b"Subject: Delivery Failure\r\nMessage-ID: <g1@relay.example>\r\n"
+        b"In-Reply-To: <gw1@example.test>\r\n"
+        b"Date: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\n"
+        b"Your message could not be delivered.\r\n\r\n"
+        b"The following addresses had permanent fatal errors:\r\nuserx@client.example\r\n"
+    )
+    env.stack.append(env.address, "INBOX", raw, NOW - timedelta(days=1))
+    env.sent("dora@client.test", "Logo", "<gw2@example.test>", 5)
+    env.received("dora@client.test", "Re: delivery failed?", "<d2@client.test>", 1,
+                 in_reply_to="<gw2@example.test>")  # fmt: skip
+    env.sync()
+    bounced = env.thread_of("<gw1@example.test>")
+    assert bounced.awaiting and "bounce" in bounced.notes
+    assert env.thread_of("<gw2@example.test>").state == "answered"
+
+
 def test_newsletters_and_notes_to_self_are_never_awaited(env: Env) -> None:
     env.received(
         "news@client.test", "November news", "<n1@client.test>", 3,

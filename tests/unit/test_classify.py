@@ -379,7 +379,7 @@ CASES: list[tuple[str, bytes, Kind, str | None]] = [
         "exim_bounce_is_bounce",
         EXIM_BOUNCE,
         Kind.BOUNCE,
-        "null return-path and subject: delivery failure (en)",
+        "mailer return-path and subject: delivery failure (en)",
     ),
     (
         "exchange_automatic_reply_is_auto_reply",
@@ -727,7 +727,7 @@ def test_null_return_path_with_failure_subject_is_bounce(subject: str) -> None:
         headers(block("Return-Path: <>", "From: relay@isp.test", f"Subject: {subject}"))
     )
     assert result.kind is Kind.BOUNCE, result.reasons
-    assert any(r.startswith("null return-path and subject:") for r in result.reasons)
+    assert any(r.startswith("mailer return-path and subject:") for r in result.reasons)
 
 
 BULK_SENDERS = [
