@@ -465,7 +465,8 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
 
 def _uses_plaintext_password(data: dict[str, Any]) -> list[str]:
     keys = []
-    for i, account in enumerate(data.get("accounts") or []):
+    accounts = data.get("accounts")  # not validated yet: may be any TOML value
+    for i, account in enumerate(accounts if isinstance(accounts, list) else []):
         if not isinstance(account, dict):
             continue
         for proto in ("imap", "smtp"):
@@ -492,6 +493,8 @@ def parse_config(raw: bytes, path: Path) -> Settings:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array/inline table
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from exc
     plaintext = _uses_plaintext_password(data)
     if plaintext:
         mode = path.stat().st_mode
@@ -502,6 +505,13 @@ def parse_config(raw: bytes, path: Path) -> Settings:
                 f"Run: chmod 600 {path}   (better: use password_command or "
                 "password_credential)"
             )
+    # Settings(**data) would pass "_env_file", "_cli_parse_args", ... to pydantic-settings
+    # as constructor options; no field starts with "_", so these are unknown keys.
+    reserved = [key for key in data if key.startswith("_")]
+    if reserved:
+        raise ConfigError(
+            f"{path}: invalid configuration\n  {reserved[0]}: Extra inputs are not permitted"
+        )
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -221,7 +221,7 @@ def parse(text: str, *, today: date, tz: str = "UTC") -> Parsed:
         raise ReplyCommandError(f"today must be a datetime.date, not {type(today).__name__}")
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
         raise ReplyCommandError(f"unknown time zone {tz!r}: use an IANA name") from exc
     return _Reader(text, today, tz).read()
 
