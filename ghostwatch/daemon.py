@@ -45,6 +45,8 @@ __all__ = ["Daemon", "PassResult", "run_once"]
 log = structlog.get_logger("ghostwatch.daemon")
 
 _MAX_ACCOUNT_BACKOFF = 3600.0
+#: Why a pass runs when it is routine; anything else (IDLE news) goes first.
+_ROUTINE = frozenset({"poll"})
 
 
 @dataclass
@@ -82,7 +84,9 @@ def run_pass(
                          accepted=reply.accepted, reason=reply.reason)  # fmt: skip
         except (GhostwatchError, IMAPClientError, OSError) as exc:
             log.warning("digest_replies_not_read", account=account.name, error=str(exc))
-    report = send_pending(sessions, settings, account, clock, dry_run=dry_run, resync=resync)
+    report = send_pending(
+        sessions, settings, account, clock, dry_run=dry_run, resync=resync, fresh=True
+    )
     if not dry_run:
         try:
             digest = maybe_send_digest(sessions, settings, account, clock)
@@ -157,7 +161,10 @@ class Daemon:
 
         self.metrics = Metrics(settings.metrics.listen)
         self.sessions = (sessions_factory or open_store)(settings.database.url)
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pass")
+        # Passes for news (IDLE, a lease taken) have workers of their own, so a reply is
+        # not queued behind a poll of every account.
+        self._executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="pass")
+        self._urgent = ThreadPoolExecutor(max_workers=2, thread_name_prefix="news")
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._backoff: dict[str, tuple[int, float]] = {}  # account -> (failures, not before)
@@ -211,7 +218,7 @@ class Daemon:
         started = time.monotonic()
         try:
             result = await self._event_loop().run_in_executor(
-                self._executor,
+                self._executor if why in _ROUTINE else self._urgent,
                 lambda: run_pass(
                     self.sessions, self.settings, account, self.clock, dry_run=self.dry_run
                 ),
@@ -346,9 +353,21 @@ class Daemon:
         self.poll_all()
 
     # -- scheduler ------------------------------------------------------------------------------
+    @staticmethod
+    def _on_loop(job: Callable[[], None]) -> Callable[[], Any]:
+        """APScheduler runs plain functions in a worker thread; a coroutine runs on the
+        event loop, where the daemon's state lives (and a watchdog ping then proves
+        the loop is alive)."""
+
+        async def run() -> None:
+            job()
+
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
+
     def _schedule_poll(self) -> None:
         self._scheduler.add_job(
-            self.poll_all,
+            self._on_loop(self.poll_all),
             "interval",
             minutes=self.settings.daemon.poll_minutes,
             id="poll",
@@ -366,7 +385,7 @@ class Daemon:
         for i, hhmm in enumerate(approval.times):
             hour, minute = (int(x) for x in hhmm.split(":"))
             self._scheduler.add_job(
-                self.poll_all, "cron", hour=hour, minute=minute,
+                self._on_loop(self.poll_all), "cron", hour=hour, minute=minute,
                 day_of_week=",".join(approval.days),
                 timezone=self.settings.policy.defaults.time_zone,
                 id=f"digest-{i}", replace_existing=True, coalesce=True, max_instances=1,
@@ -388,11 +407,11 @@ class Daemon:
         self._schedule_poll()
         ping = self.notifier.watchdog_interval()
         if ping:
-            self._scheduler.add_job(self.notifier.watchdog, "interval", seconds=ping,
+            self._scheduler.add_job(self._on_loop(self.notifier.watchdog), "interval", seconds=ping,
                                     id="watchdog", coalesce=True, max_instances=1)  # fmt: skip
         if self.settings.daemon.scale_out:
             self._scheduler.add_job(
-                self._renew_leases, "interval",
+                self._on_loop(self._renew_leases), "interval",
                 seconds=self.settings.daemon.lease_seconds / 3, id="leases",
                 coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
             )  # fmt: skip
@@ -416,6 +435,7 @@ class Daemon:
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
         self._executor.shutdown(wait=True)
+        self._urgent.shutdown(wait=True)
         self.metrics.stop()
         if self.settings.daemon.scale_out:
             from ghostwatch.leases import release

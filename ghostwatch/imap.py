@@ -46,6 +46,9 @@ _SENT_NAMES = (
 )
 
 
+_MAX_NAMES = 20_000
+
+
 @dataclass
 class IoStats:
     """Commands and bytes on the wire, for benchmarks and the no-change check."""
@@ -107,6 +110,9 @@ class ImapSession:
         def _command(name: str, *args: Any) -> Any:
             stats.commands += 1
             stats.command_names.append(name)
+            if len(stats.command_names) > _MAX_NAMES:
+                # A long-lived IDLE connection must not grow this without end.
+                del stats.command_names[: _MAX_NAMES // 2]
             return orig_command(name, *args)
 
         def send(data: bytes) -> None:

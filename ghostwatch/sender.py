@@ -609,19 +609,20 @@ def send_pending(
     *,
     dry_run: bool = False,
     resync: Callable[[], None] | None = None,
+    fresh: bool = False,
 ) -> Report:
     """One send pass over the account's outbox; see the module docstring.
 
     ``resync`` brings the store up to date with the mailbox (a sync of the account);
-    it runs before settling and again right before each message goes out. If it
-    fails, nothing is sent in this pass.
+    it runs before settling (unless ``fresh``: the caller has just synced) and again
+    right before each message goes out. If it fails, nothing is sent in this pass.
     """
     outcomes: list[Outcome] = []
     policy = settings.policy
     dry_run = dry_run or settings.sending.dry_run
     limits = _limits(settings)
     try:
-        if resync is not None:
+        if resync is not None and not fresh:
             resync()
     except GhostwatchError as exc:
         return Report([Outcome(0, "", "", "", "", "held", f"cannot re-check the mailbox: {exc}")])

@@ -136,7 +136,11 @@ class IdleWatcher(threading.Thread):
                 break
         # DONE needs the server's answer: on a dead connection this raises (or times
         # out), and run() reconnects. (An exception above skips it: nothing to end.)
-        imap.idle_done()  # type: ignore[attr-defined]
+        # News that arrived with the IDLE continuation itself sits in imapclient's
+        # buffer, not on the socket idle_check polls: DONE hands it back.
+        _text, pending = imap.idle_done()  # type: ignore[attr-defined]
+        if any(_is_change(r) for r in pending or ()):
+            changed = True
         if changed:
             self.on_change(self.account.name)
 

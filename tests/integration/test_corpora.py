@@ -76,7 +76,7 @@ def corpus(request: pytest.FixtureRequest) -> Corpus:
     $GHOSTWATCH_CORPORA_CACHE); skipped without a network, but a failure on CI."""
     if os.environ.get("GHOSTWATCH_CORPORA_CACHE"):
         cache = corpora.default_cache_dir()
-    elif request.config.cache is not None:
+    elif getattr(request.config, "cache", None) is not None:  # absent with -p no:cacheprovider
         cache = Path(request.config.cache.mkdir("ghostwatch-corpora"))
     else:
         cache = corpora.default_cache_dir()
