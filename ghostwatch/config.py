@@ -54,15 +54,33 @@ class _Strict(BaseModel):
 class ServerSettings(_Strict):
     """Common to IMAP and SMTP: where to connect and how to obtain the password."""
 
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
-    security: Security = Security.TLS
-    username: str
-    password: str | None = Field(default=None, repr=False)
-    password_command: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-    password_credential: str | None = None
+    host: str = Field(description="Server name, e.g. imap.gmail.com.")
+    port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Default: 993 (IMAP) or 465 (SMTP) with tls, 143 or 587 with starttls.",
+    )  # fmt: skip
+    security: Security = Field(
+        default=Security.TLS,
+        description='"tls" (implicit), "starttls", or "none" (loopback servers only).',
+    )
+    username: str = Field(description="Login name, usually your address.")
+    password: str | None = Field(
+        default=None, repr=False,
+        description="The password in clear; only accepted when the file is chmod 600.",
+    )  # fmt: skip
+    password_command: str | None = Field(
+        default=None, description="Command printing the password, e.g. `pass show mail/work`."
+    )
+    password_file: Path | None = Field(
+        default=None, description="File holding the password (its first line)."
+    )
+    password_env: str | None = Field(
+        default=None, description="Environment variable holding the password."
+    )
+    password_credential: str | None = Field(
+        default=None,
+        description="systemd credential name (LoadCredential=), read from $CREDENTIALS_DIRECTORY.",
+    )
     timeout: float = Field(default=60.0, gt=0, description="Socket timeout in seconds.")
     ca_file: Path | None = Field(
         default=None, description="Extra CA bundle to trust (self-hosted servers)."
@@ -126,10 +144,16 @@ class SmtpSettings(ServerSettings):
 
 
 class AccountSettings(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    address: str
-    aliases: list[str] = Field(default_factory=list)
-    display_name: str | None = None
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="A short name for the account: work."
+    )
+    address: str = Field(description="Your address on this account.")
+    aliases: list[str] = Field(
+        default_factory=list, description="Other addresses of yours that write from it."
+    )
+    display_name: str | None = Field(
+        default=None, description="Your name in the From of the follow-ups."
+    )
     colleague_domains: list[str] = Field(
         default_factory=list,
         description="Domains of your own organisation: people there are never chased.",
@@ -179,7 +203,10 @@ def default_database_url() -> str:
 
 
 class DatabaseSettings(_Strict):
-    url: str = Field(default_factory=default_database_url)
+    url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL: sqlite:///path or postgresql://user@host/db.",
+    )
 
 
 class ProfileSettings(_Strict):
@@ -212,7 +239,11 @@ class SendingSettings(_Strict):
         default=False,
         description='Let steps with mode = "auto" go without your approval. Off by default.',
     )
-    save_to_sent: SaveToSent = SaveToSent.AUTO
+    save_to_sent: SaveToSent = Field(
+        default=SaveToSent.AUTO,
+        description='Copy each sent follow-up to Sent: "auto" (unless the server files it '
+        'itself, as Gmail does), "always" or "never".',
+    )
     drafts_folder: bool = Field(
         default=False,
         description="Also put each queued draft in your IMAP Drafts folder, to edit and send "
@@ -358,8 +389,15 @@ class MetricsSettings(_Strict):
 
 
 class LogSettings(_Strict):
-    level: str = Field(default="info", pattern=r"(?i)^(debug|info|warning|error)$")
-    format: str = Field(default="auto", pattern=r"^(auto|json|console)$")
+    level: str = Field(
+        default="info", pattern=r"(?i)^(debug|info|warning|error)$", description="Log level."
+    )
+    format: str = Field(
+        default="auto",
+        pattern=r"^(auto|json|console)$",
+        description="json (one object a line, for journald), console, or auto (console "
+        "on a terminal).",
+    )
 
 
 class Settings(BaseSettings):
