@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ log = structlog.get_logger("ghostwatch.daemon")
 _MAX_ACCOUNT_BACKOFF = 3600.0
 #: Why a pass runs when it is routine; anything else (IDLE news) goes first.
 _ROUTINE = frozenset({"poll"})
+#: Routine passes running at once; news passes have workers of their own.
+_POLL_SLOTS = 3
 
 
 @dataclass
@@ -166,6 +169,8 @@ class Daemon:
         self._executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="pass")
         self._urgent = ThreadPoolExecutor(max_workers=2, thread_name_prefix="news")
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._poll_queue: deque[str] = deque()
+        self._routine_active = 0
         self._again: set[str] = set()
         self._backoff: dict[str, tuple[int, float]] = {}  # account -> (failures, not before)
         self._watchers: dict[str, Any] = {}
@@ -193,7 +198,8 @@ class Daemon:
 
     # -- passes ------------------------------------------------------------------------------
     def trigger(self, name: str, why: str) -> None:
-        """Run a pass for account ``name`` now, or right after the one in flight."""
+        """Run a pass for account ``name``: news (IDLE) at once, a routine poll when one
+        of the poll slots is free; right after the pass in flight if there is one."""
         if self._stop.is_set() or name not in self.held:
             return
         if name in self._running:
@@ -203,9 +209,30 @@ class Daemon:
         if failures and time.monotonic() < not_before:
             log.debug("pass_deferred", account=name, why=why, failures=failures)
             return
+        if why in _ROUTINE:
+            if name not in self._poll_queue:
+                self._poll_queue.append(name)
+            self._pump()
+            return
+        # News goes first, and covers a poll of the same account still waiting its turn.
+        if name in self._poll_queue:
+            self._poll_queue.remove(name)
+        self._start(name, why)
+
+    def _pump(self) -> None:
+        """Start waiting routine passes while fewer than ``_POLL_SLOTS`` run: a poll of
+        200 accounts never stands between a reply and its pass."""
+        while self._poll_queue and self._routine_active < _POLL_SLOTS and not self._stop.is_set():
+            name = self._poll_queue.popleft()
+            if name not in self._running:
+                self._start(name, "poll")
+
+    def _start(self, name: str, why: str) -> None:
         account = next((a for a in self.settings.accounts if a.name == name), None)
         if account is None:
             return
+        if why in _ROUTINE:
+            self._routine_active += 1
         self._running[name] = self._event_loop().create_task(self._pass(account, why))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
@@ -228,6 +255,9 @@ class Daemon:
             result = PassResult(account.name, ok=False, error=repr(exc))
         finally:
             self._running.pop(account.name, None)
+            if why in _ROUTINE:
+                self._routine_active -= 1
+        self._pump()
         self.metrics.observe_pass(
             account.name, time.monotonic() - started, result.ok, result.outcomes
         )
