@@ -1202,6 +1202,15 @@ def main(argv: list[str] | None = None) -> int:
     from ghostwatch.message import FETCH_HEADERS
     from mailstack import MailStack, missing_binaries
 
+    class _BigStack(MailStack):
+        """Dovecot's imap processes get room to index a mailbox of a million messages
+        (the 256 MB default vsz_limit ends the connection on the first EXAMINE)."""
+
+        def _write_dovecot_conf(self) -> None:
+            super()._write_dovecot_conf()
+            with self.dovecot_conf.open("a") as conf:
+                conf.write("\n# bench/sync_bench.py: big mailboxes\ndefault_vsz_limit = 4G\n")
+
     if os.geteuid() != 0:
         print("sync_bench needs root (Dovecot and Postfix drop privileges themselves)")
         return 2
@@ -1219,7 +1228,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     # The stack's root must be the mkdtemp() directory itself (its parents must be
     # world-searchable for Dovecot's mail processes); our own files go beside the mail.
-    stack = MailStack(tmp)
+    stack = _BigStack(tmp)
     work = tmp / "bench"
     work.mkdir()
     report: dict[str, Any] = {
