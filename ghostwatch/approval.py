@@ -645,11 +645,7 @@ def _act(  # noqa: PLR0917 - the reply and its context
                 log_step(db, row, "skipped", now)
                 done.append(f"skip {n}: {row.to_addr} ({row.step}) will not be sent")
             elif cmd.verb == "snooze" and cmd.until is not None:
-                if current is State.APPROVED:
-                    outbox.move(db, row.id, State.QUEUED, now, expect=current)
-                stored = db.get(OutboxRow, row.id)
-                if stored is not None:
-                    stored.due_at = datetime.combine(cmd.until, time(9, 0), zone)
+                outbox.snooze(db, row.id, datetime.combine(cmd.until, time(9, 0), zone), now)
                 done.append(f"snooze {n}: back in a digest on {cmd.until:%a %d %b}")
             elif cmd.verb in ("stop", "paid"):
                 track = _tracking(db, account.name, row.thread_id, now)

@@ -214,3 +214,18 @@ def recover(db: Session, account: str, now: datetime) -> list[OutboxRow]:
              error="interrupted while sending; not resent until settled")  # fmt: skip
     db.commit()
     return stuck
+
+
+def snooze(db: Session, row_id: int, until: datetime, now: datetime) -> None:
+    """Put a waiting draft back until ``until``: it waits for approval again (an
+    approved one goes back to queued) and comes back in the digest then. The caller
+    commits; raises :class:`OutboxError` for a row that is not waiting."""
+    row = db.get(OutboxRow, row_id)
+    if row is None or row.state not in (State.QUEUED.value, State.APPROVED.value):
+        state = row.state if row is not None else "missing"
+        raise OutboxError(f"outbox row #{row_id} is {state}: only a waiting draft snoozes")
+    if row.state == State.APPROVED.value:
+        move(db, row_id, State.QUEUED, now, expect=State.APPROVED)
+        row = db.get(OutboxRow, row_id)
+        assert row is not None  # noqa: S101 - moved just above
+    row.due_at = until

@@ -296,9 +296,7 @@ def snooze(obj: Context, row_id: int, duration: str) -> None:
     from zoneinfo import ZoneInfo
 
     from ghostwatch import outbox
-    from ghostwatch.outbox import State
     from ghostwatch.replycommands import parse
-    from ghostwatch.store import OutboxRow
 
     try:
         settings = obj.settings
@@ -315,16 +313,11 @@ def snooze(obj: Context, row_id: int, duration: str) -> None:
         )
     until = parsed.commands[0].until
     with sessions() as db:
-        row = db.get(OutboxRow, row_id)
-        if row is None or row.state not in (State.QUEUED.value, State.APPROVED.value):
-            state = row.state if row is not None else "missing"
-            _fail(GhostwatchError(f"outbox row #{row_id} is {state}: only a waiting draft snoozes"))
+        try:
+            outbox.snooze(db, row_id, dt.combine(until, time(9, 0), zone), now)
+        except outbox.OutboxError as exc:
+            _fail(exc)
             return
-        if row.state == State.APPROVED.value:
-            outbox.move(db, row_id, State.QUEUED, now, expect=State.APPROVED)
-        stored = db.get(OutboxRow, row_id)
-        assert stored is not None  # noqa: S101 - just read above
-        stored.due_at = dt.combine(until, time(9, 0), zone)
         db.commit()
     click.echo(f"#{row_id}: snoozed until {until:%a %d %b %Y}; it will wait for your approval")
 

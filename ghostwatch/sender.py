@@ -22,8 +22,8 @@ Two passes, both shells around pure decisions:
 from __future__ import annotations
 
 import email.policy
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -85,6 +85,8 @@ class Outcome:
 @dataclass
 class Report:
     outcomes: list[Outcome]
+    #: The facts the pass planned from (thread id -> facts), for the caller to reuse.
+    facts: dict[str, ThreadFacts] = field(default_factory=dict)
 
     def of(self, what: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.what == what]
@@ -231,7 +233,7 @@ def queue_due(db: Session, settings: Settings, account: AccountSettings, now: da
                 _outcome(row, "queued", f"{planned.mode}; due {planned.due_at:%Y-%m-%d %H:%M %Z}")
             )
     db.commit()
-    return Report(outcomes)
+    return Report(outcomes, facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,7 +630,8 @@ def send_pending(
         return Report([Outcome(0, "", "", "", "", "held", f"cannot re-check the mailbox: {exc}")])
     with sessions() as db:
         outcomes += settle(db, account, clock.now())
-        outcomes += queue_due(db, settings, account, clock.now()).outcomes
+        queued = queue_due(db, settings, account, clock.now())
+        outcomes += queued.outcomes
         pending = list(
             db.scalars(
                 select(OutboxRow).where(
@@ -640,7 +643,14 @@ def send_pending(
         note = place_drafts(sessions, account, clock.now())
         if note:
             outcomes.append(Outcome(0, "", "", "", "", "note", note))
-    calendars = _calendars(sessions, account, policy, pending)
+    # Each client's calendar, from the facts queueing just gathered (a pending row whose
+    # thread is no longer awaiting was cancelled there).
+    calendars = {
+        r.id: engine.calendar_for(queued.facts[r.thread_id], policy)
+        if r.thread_id in queued.facts
+        else Calendar()
+        for r in pending
+    }
     cands = {r.id: r for r in pending}
     ordered = dispatch.order(
         [_candidate(r) for r in pending], lambda c: calendars[c.row_id], limits
@@ -693,24 +703,3 @@ def send_pending(
         if note:
             outcomes.append(Outcome(0, "", "", "", "", "note", f"Drafts not tidied: {note}"))
     return Report(outcomes)
-
-
-def _calendars(
-    sessions: sessionmaker[Session],
-    account: AccountSettings,
-    policy: PolicySettings,
-    rows: Iterable[OutboxRow],
-) -> dict[int, Calendar]:
-    rows = list(rows)
-    with sessions() as db:
-        facts = {
-            f.thread_id: f
-            for f in gather(
-                db, account, policy, thread_ids={r.thread_id for r in rows}, awaiting_only=False
-            )
-        }
-    default = Calendar()
-    return {
-        r.id: engine.calendar_for(facts[r.thread_id], policy) if r.thread_id in facts else default
-        for r in rows
-    }
