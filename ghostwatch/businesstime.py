@@ -100,7 +100,32 @@ def _at_wall_time(day: date, wall: time, zone: ZoneInfo) -> datetime:
     forward by the gap's length.
     """
     naive = datetime.combine(day, wall.replace(tzinfo=None, fold=0))
+    if _steady_day(zone, day):  # every wall time of the day exists once: nothing to resolve
+        return naive.replace(tzinfo=zone)
     return naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+
+
+_QUARTER_HOUR = timedelta(minutes=15)
+
+
+@functools.lru_cache(maxsize=65536)
+def _steady_day(zone: ZoneInfo, day: date) -> bool:
+    """Whether ``zone`` keeps one UTC offset through all of ``day``, with no wall time
+    skipped or repeated (no DST change, no change of standard time).
+
+    Local arithmetic on such a day needs no DST resolution; the calendar takes a fast
+    path there and the careful one on the few days a year that are not steady. Checked
+    every quarter of an hour, both folds: tz changes happen on quarter-hour boundaries.
+    """
+    start = datetime.combine(day, time(0)).replace(tzinfo=zone)
+    offset = start.utcoffset()
+    t = start
+    while t.date() == day:
+        if t.utcoffset() != offset or t.replace(fold=1).utcoffset() != offset:
+            return False
+        t += _QUARTER_HOUR
+    end = datetime.combine(day + _ONE_DAY, time(0)).replace(tzinfo=zone)
+    return end.utcoffset() == offset and end.replace(fold=1).utcoffset() == offset
 
 
 def _require_aware(t: datetime, what: str = "datetime") -> None:
@@ -131,6 +156,9 @@ class Calendar:
     # Memo of is_business_day: planning asks about the same few weeks for every thread.
     # Not part of the value: excluded from equality, hashing and repr.
     _business_days: dict[date, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _business_day_sums: dict[tuple[date, int], date] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     _zone: ZoneInfo | None = field(default=None, init=False, repr=False, compare=False, hash=False)
@@ -247,9 +275,13 @@ class Calendar:
         local_start = self.local(start)
         if n == 0:
             return local_start
-        day = local_start.date()
-        for _ in range(n):
-            day = self.next_business_day(day)
+        start_day = local_start.date()
+        day = self._business_day_sums.get((start_day, n))
+        if day is None:
+            day = start_day
+            for _ in range(n):
+                day = self.next_business_day(day)
+            self._business_day_sums[(start_day, n)] = day
         return _at_wall_time(day, local_start.time(), self.zone())
 
     # Send window.
@@ -268,6 +300,27 @@ class Calendar:
         occurrences are tried, earliest first, so the result is never before ``t``.
         """
         lt = self.local(t)
+        zone = self.zone()
+        day = lt.date()
+        # Fast path, for days with one UTC offset throughout (all but a few a year):
+        # wall times there compare like instants and each exists once.
+        if _steady_day(zone, day):
+            if self.is_business_day(day):
+                wall = lt.time()
+                if wall < self.window_start:
+                    return datetime.combine(day, self.window_start).replace(tzinfo=zone)
+                if wall < self.window_end:
+                    return lt
+            for _ in range(_SEARCH_LIMIT_DAYS):
+                day += _ONE_DAY
+                if not _steady_day(zone, day):
+                    break  # the careful path below, from the original instant
+                if self.is_business_day(day):
+                    return datetime.combine(day, self.window_start).replace(tzinfo=zone)
+        return self._next_window_open_resolving(lt)
+
+    def _next_window_open_resolving(self, lt: datetime) -> datetime:
+        """:meth:`next_window_open` for any day, DST changes included."""
         if self.in_window(lt):
             return lt
         zone = self.zone()

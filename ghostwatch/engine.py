@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from ghostwatch.absence import ReturnDate, find_return_date
 from ghostwatch.businesstime import Calendar, Offset, OffsetKind, parse_offset
@@ -135,7 +136,7 @@ def compute_late_fee(amount: Decimal, contract: Contract | None) -> Decimal | No
 
 def _utc(t: datetime) -> datetime:
     # Two datetimes of one zone compare by wall time and ignore fold; UTC never lies.
-    return t.astimezone(UTC)
+    return t if t.tzinfo is UTC else t.astimezone(UTC)
 
 
 def _later(a: datetime, b: datetime) -> datetime:
@@ -162,9 +163,13 @@ class _Context:
             _require_aware(now, "now")
         self.settings = settings
         self.now = now
+        self.now_utc = None if now is None else _utc(now)
         self._clients: dict[tuple[str, ...], Client | None] = {}
         self._calendars: dict[int, Calendar] = {}
-        self._openings: dict[int, datetime] = {}
+        self._openings: dict[int, tuple[datetime, datetime]] = {}
+        # Text of dates and times, by zone: many threads share their window openings.
+        self.texts: dict[tuple[ZoneInfo, date | datetime, bool], str] = {}
+        self._years: dict[ZoneInfo, int] = {}
 
     def client(self, facts: ThreadFacts, addrs: tuple[str, ...]) -> Client | None:
         if not addrs and facts.counterpart_last_wrote_from:
@@ -180,12 +185,22 @@ class _Context:
             cal = self._calendars[key] = _calendar(self.settings.defaults, client)
         return cal
 
-    def opening_after_now(self, cal: Calendar) -> datetime:
+    def opening_after_now(self, cal: Calendar) -> tuple[datetime, datetime]:
+        """The calendar's next window opening at or after ``now``, and it in UTC."""
         assert self.now is not None  # noqa: S101 - planning contexts always have one
         opening = self._openings.get(id(cal))
         if opening is None:
-            opening = self._openings[id(cal)] = cal.next_window_open(self.now)
+            local = cal.next_window_open(self.now)
+            opening = self._openings[id(cal)] = (local, _utc(local))
         return opening
+
+    def year(self, zone: ZoneInfo) -> int:
+        """The current year in ``zone`` (dates in it are written without one)."""
+        assert self.now is not None  # noqa: S101 - planning contexts always have one
+        year = self._years.get(zone)
+        if year is None:
+            year = self._years[zone] = self.now.astimezone(zone).year
+        return year
 
 
 def _resolve_stage(
@@ -316,13 +331,14 @@ class _Planner:
         self.last_outgoing: datetime = facts.verdict.awaiting_since
         self.defaults = ctx.settings.defaults
         self.now: datetime = ctx.now
+        self.now_utc: datetime = _utc(ctx.now)
         self.policy = policy
         self.stage = policy.name
         self.client = client
         self.contract = client.contract if client else None
         self.cal = ctx.calendar(client)
         self.zone = self.cal.zone()
-        self.year = ctx.now.astimezone(self.zone).year
+        self.year = ctx.year(self.zone)
         self.verbose = verbose
         self.done: dict[str, StepRecord] = {}
         for record in facts.steps_done:
@@ -334,12 +350,22 @@ class _Planner:
     # Formatting (dates in the client's zone).
 
     def day(self, t: date | datetime) -> str:
-        d = t.astimezone(self.zone).date() if isinstance(t, datetime) else t
-        text = f"{_DAY_NAMES[d.weekday()]} {d.day} {_MONTHS[d.month - 1]}"
-        return text if d.year == self.year else f"{text} {d.year}"
+        key = (self.zone, t, False)
+        text = self.ctx.texts.get(key)
+        if text is None:
+            d = t.astimezone(self.zone).date() if isinstance(t, datetime) else t
+            text = f"{_DAY_NAMES[d.weekday()]} {d.day} {_MONTHS[d.month - 1]}"
+            if d.year != self.year:
+                text = f"{text} {d.year}"
+            self.ctx.texts[key] = text
+        return text
 
     def when(self, t: datetime) -> str:
-        return f"{self.day(t)} {t.astimezone(self.zone):%H:%M}"
+        key = (self.zone, t, True)
+        text = self.ctx.texts.get(key)
+        if text is None:
+            text = self.ctx.texts[key] = f"{self.day(t)} {t.astimezone(self.zone):%H:%M}"
+        return text
 
     def who(self) -> str:
         return self.client.name if self.client else (self.verdict.counterpart or "the client")
@@ -460,7 +486,7 @@ class _Planner:
         if offset is None:
             return None
         return (
-            j if _utc(offset.apply(self._due_anchor(invoice), self.cal)) <= _utc(self.now) else None
+            j if _utc(offset.apply(self._due_anchor(invoice), self.cal)) <= self.now_utc else None
         )
 
     def _due_anchor(self, invoice: Invoice) -> datetime:
@@ -552,7 +578,7 @@ class _Planner:
     def _task_due(self, name: str) -> datetime:
         """The engine's own tasks are due at once (the next window opening), or when
         their snooze ends."""
-        due = self.ctx.opening_after_now(self.cal)
+        due = self.ctx.opening_after_now(self.cal)[0]
         for until, _, _ in self._snoozes(name):
             due = _later(due, until)
         return due
@@ -585,20 +611,24 @@ class _Planner:
             holds.append(
                 (gap, "scheduled", f"held to a week after your last message ({self.day(last)})")
             )
-        holds += self._snoozes(step.name)
-        open_now = self.ctx.opening_after_now(self.cal)
+        if self.facts.snoozed_until is not None or self.facts.steps_done:
+            holds += self._snoozes(step.name)
+        open_now, open_now_utc = self.ctx.opening_after_now(self.cal)
         due, status, notes, binding = scheduled, "scheduled", [], None
+        # Each instant in UTC once: converting is what comparing aware times costs.
+        scheduled_utc = due_utc = _utc(scheduled)
         for until, why, note in holds:
+            until_utc = _utc(until)
             # Only what still holds the step back is worth saying.
-            if _utc(until) > _utc(scheduled) and _utc(until) > _utc(open_now):
+            if until_utc > scheduled_utc and until_utc > open_now_utc:
                 notes.append(note)
-            if _utc(until) > _utc(due):
-                due, status, binding = until, why, note
-        if _utc(open_now) > _utc(due):
-            if _utc(scheduled) < _utc(self.now):
+            if until_utc > due_utc:
+                due, due_utc, status, binding = until, until_utc, why, note
+        if open_now_utc > due_utc:
+            if scheduled_utc < self.now_utc:
                 notes.append(f"due since {self.when(scheduled)}")
-            due, binding = open_now, None
-        if _utc(due) <= _utc(self.now):
+            due, due_utc, binding = open_now, open_now_utc, None
+        if due_utc <= self.now_utc:
             status, binding = "due", None
         return due, status, notes, binding
 
@@ -669,7 +699,7 @@ class _Planner:
             ),
         )
         return self.result(
-            "due" if _utc(task.due_at) <= _utc(self.now) else "scheduled",
+            "due" if _utc(task.due_at) <= self.now_utc else "scheduled",
             f"check the address first: they last wrote from {wrote_from}, we write to {writing_to}",
             f"next: {planned.reason}",
             self.stage_line,
@@ -733,7 +763,7 @@ class _Planner:
             action=action,
             template=template,
             mode=mode,
-            due_at=due.astimezone(self.zone),
+            due_at=due if due.tzinfo is self.zone else due.astimezone(self.zone),
             reason=reason,
             stage=self.stage,
             counterpart=self.verdict.counterpart,

@@ -602,12 +602,20 @@ def test_offset_refuses_inconsistent_fields(kwargs: dict[str, object]) -> None:
 
 # --- Properties ----------------------------------------------------------------------------
 
-ZONES = ["Europe/Rome", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "UTC"]
+ZONES = [
+    "Europe/Rome",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "UTC",
+]
 COUNTRY = {
     "Europe/Rome": ("IT", None),
     "America/New_York": ("US", "NY"),
     "Asia/Kolkata": ("IN", None),
     "Australia/Lord_Howe": ("AU", "NSW"),
+    "America/Santiago": ("CL", None),
     "UTC": (None, None),
 }
 
@@ -736,3 +744,69 @@ def test_max_offset_applies_without_overflow() -> None:
     anchor = rome(2026, 11, 20, 10)
     for spec in (f"{MAX_OFFSET_DAYS}d", f"{MAX_OFFSET_DAYS} business days"):
         assert instant(parse_offset(spec).apply(anchor, IT)) > instant(anchor)
+
+
+# The fast paths for days with one UTC offset throughout must agree with the careful
+# DST-resolving computation everywhere, including the days next to a change.
+
+transition_heavy_times = st.one_of(
+    aware_times,
+    # Days around the DST changes of the sampled zones, where the fast path must yield.
+    st.builds(
+        lambda zone, year, month, day, minute: (
+            datetime(year, month, day, tzinfo=zone) + timedelta(minutes=minute)
+        ),
+        st.sampled_from([ZoneInfo(z) for z in ZONES]),
+        st.integers(min_value=2024, max_value=2030),
+        st.sampled_from([3, 4, 9, 10, 11]),
+        st.integers(min_value=1, max_value=28),
+        st.integers(min_value=0, max_value=2 * 24 * 60),
+    ),
+)
+
+
+@beyond_holiday_tables
+@settings(deadline=None, max_examples=300)
+@given(cal=st.one_of(default_calendars(), odd_calendars()), t=transition_heavy_times)
+def test_next_window_open_fast_path_agrees_with_the_resolving_one(
+    cal: Calendar, t: datetime
+) -> None:
+    fast = cal.next_window_open(t)
+    careful = cal._next_window_open_resolving(cal.local(t))
+    assert same_instant_and_zone(fast, careful)
+    assert (fast.replace(tzinfo=None), fast.fold) == (careful.replace(tzinfo=None), careful.fold)
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    zone=st.sampled_from([ZoneInfo(z) for z in ZONES]),
+    day=st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31)),
+    minute=st.integers(min_value=0, max_value=24 * 60 - 1),
+)
+def test_wall_time_fast_path_agrees_with_resolving_through_utc(
+    zone: ZoneInfo, day: date, minute: int
+) -> None:
+    wall = time(minute // 60, minute % 60)
+    careful = datetime.combine(day, wall).replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+    got = businesstime._at_wall_time(day, wall, zone)
+    assert (got.replace(tzinfo=None), got.fold, got.tzinfo) == (
+        careful.replace(tzinfo=None),
+        careful.fold,
+        careful.tzinfo,
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "steady"),
+    [
+        ("Europe/Rome", date(2026, 3, 29), False),  # spring forward 02:00 -> 03:00
+        ("Europe/Rome", date(2026, 10, 25), False),  # fall back 03:00 -> 02:00
+        ("Europe/Rome", date(2026, 3, 28), True),
+        ("Australia/Lord_Howe", date(2026, 10, 4), False),  # a 30-minute change
+        ("America/Santiago", date(2026, 9, 6), False),  # changes at midnight
+        ("America/Santiago", date(2026, 9, 4), True),
+        ("UTC", date(2026, 3, 29), True),
+    ],
+)
+def test_steady_day_finds_every_kind_of_change(zone: str, day: date, steady: bool) -> None:
+    assert businesstime._steady_day(ZoneInfo(zone), day) is steady
