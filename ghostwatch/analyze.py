@@ -4,20 +4,31 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from sys import intern
-from typing import cast
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from ghostwatch.classify import Kind
 from ghostwatch.config import AccountSettings
-from ghostwatch.judgment import Identity, Msg, Verdict, judge_all
+from ghostwatch.judgment import Identity, Msg, ThreadState, Verdict, judge_all
 from ghostwatch.message import Direction
-from ghostwatch.store import MessageRow, StepLog, ThreadRow, Tracking
-from ghostwatch.threads import ThreadInput, thread_messages
+from ghostwatch.store import Mention, MessageRow, StepLog, ThreadRow, Tracking
+from ghostwatch.threads import ThreadInput, mentioned_ids, thread_messages_keyed
 
 log = structlog.get_logger("ghostwatch.analyze")
 
@@ -149,109 +160,410 @@ def analyze_account(
 
     Works on plain rows and Core statements: the ORM's per-object bookkeeping costs
     more than the threading itself on a mailbox of tens of thousands of messages.
+    Returns the verdict of every thread. :func:`analyze_changes` does the same work
+    for only what new mail can affect.
     """
-    identity = identity_of(account)
     with sessions() as db:
-        # One pass over the rows builds both views; the rows themselves are then
-        # dropped, which keeps the peak memory of a big first sync down.
-        inputs: list[ThreadInput] = []
-        msgs: dict[int, Msg] = {}
-        old_tid: dict[int, str | None] = {}
-        gm_thrids: dict[int, int] = {}
         query = select(*_COLUMNS).where(MessageRow.account == account.name)
-        # Streamed in batches, and the strings that repeat across a mailbox (addresses,
-        # subjects of a thread) shared: a 60,000-message mailbox fits in ~100 MB.
         # On the Core connection rows stream from the cursor (an ORM execute would
         # fetch them all first; its yield_per streams too but costs more time).
         result = db.connection().execute(query.execution_options(stream_results=True))
-        for r in result:
-            to_addrs, cc_addrs = _split(r.to_addrs), _split(r.cc_addrs)
-            from_addr = intern(r.from_addr)
-            subject = intern(r.subject)
-            inputs.append(
-                ThreadInput(
-                    key=r.id,
-                    message_id=r.message_id,
-                    in_reply_to=r.in_reply_to,
-                    references=_split(r.references),  # interned: long threads repeat ids
-                    subject=subject,
-                    date=r.date,
-                    participants=frozenset(
-                        a
-                        for a in (from_addr, *to_addrs, *cc_addrs)
-                        if a and a not in identity.addresses
+        verdicts = _rethread(db, account, result, now + clock_skew, now, replaced=None)
+        db.commit()
+    return verdicts
+
+
+#: Beyond this many new messages, analyze_changes re-threads the whole account: the
+#: lookups would cost more than they save (a first sync, a long offline spell).
+INCREMENTAL_LIMIT = 5000
+
+
+def analyze_changes(
+    sessions: sessionmaker[Session],
+    account: AccountSettings,
+    now: datetime,
+    *,
+    clock_skew: timedelta = CLOCK_SKEW,
+) -> int:
+    """Thread and judge what mail synced since the last analysis can affect.
+
+    New messages (stored, not yet threaded) can only change the threads that mention
+    one of their Message-IDs (found through the ``mentions`` index), the threads the
+    subject fallback could join to those (same subject key), and the threads holding
+    a message whose date has come into view since the last analysis. Those are
+    re-threaded and re-judged exactly as :func:`analyze_account` would; every other
+    thread keeps its stored verdict. Falls back to :func:`analyze_account` for a first
+    analysis, many new messages, or a Gmail account (its X-GM-THRID joins threads in
+    ways the index does not cover). Returns how many threads were judged.
+    """
+    with sessions() as db:
+        conn = db.connection()
+        new = conn.execute(
+            select(*_COLUMNS).where(
+                MessageRow.account == account.name, MessageRow.thread_id.is_(None)
+            )
+        ).all()
+        if not new:
+            return 0
+        indexed = db.scalar(select(Mention.msgid).where(Mention.account == account.name).limit(1))
+        gmail = any(r.gm_thrid is not None for r in new)
+        if len(new) > INCREMENTAL_LIMIT or gmail or indexed is None:
+            db.rollback()
+            return len(analyze_account(sessions, account, now, clock_skew=clock_skew))
+        touched = _threads_mentioning(db, account.name, _row_ids(new))
+        last = db.scalar(
+            select(func.max(ThreadRow.updated_at)).where(ThreadRow.account == account.name)
+        )
+        if last is not None:
+            # Judgment hides messages dated after now + skew: those that came into view
+            # since the last analysis change their threads' verdicts too.
+            touched |= set(
+                conn.scalars(
+                    select(MessageRow.thread_id)
+                    .distinct()
+                    .where(
+                        MessageRow.account == account.name,
+                        MessageRow.thread_id.is_not(None),
+                        MessageRow.date > last + clock_skew,
+                        MessageRow.date <= now + clock_skew,
+                    )
+                )
+            )
+        rows = [*new, *_rows_of_threads(conn, account.name, touched)]
+        # The subject fallback joins threads of equal subject keys: bring in every
+        # thread sharing a key with the affected ones, before and after this change.
+        _, keys = thread_messages_keyed(_thread_inputs(rows, identity_of(account)))
+        wanted = {k for k in keys.values() if k is not None}
+        wanted |= {
+            k
+            for k in _chunked_scalars(
+                conn,
+                lambda part: select(ThreadRow.subject_key).where(
+                    ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
+                ),
+                sorted(touched),
+            )
+            if k is not None
+        }
+        same_subject = (
+            set(
+                _chunked_scalars(
+                    conn,
+                    lambda part: select(ThreadRow.thread_id).where(
+                        ThreadRow.account == account.name, ThreadRow.subject_key.in_(part)
+                    ),
+                    sorted(wanted),
+                )
+            )
+            - touched
+        )
+        rows += _rows_of_threads(conn, account.name, same_subject)
+        # Someone writing in one thread answers for their other threads too ("they
+        # wrote in another thread"): threads awaiting a sender of these rows, or said
+        # to be answered by one elsewhere, are judged again, as they stand.
+        senders = {
+            r.from_addr
+            for r in rows
+            if r.direction == Direction.INCOMING.value and r.kind == Kind.HUMAN.value
+        }
+        redo = touched | same_subject
+        waiting = {
+            tid
+            for tid, counterparts in conn.execute(
+                select(ThreadRow.thread_id, ThreadRow.counterparts).where(
+                    ThreadRow.account == account.name,
+                    or_(
+                        ThreadRow.awaiting.is_(True),
+                        ThreadRow.state == ThreadState.ANSWERED_ELSEWHERE.value,
                     ),
                 )
             )
-            msgs[r.id] = Msg(
-                message_id=r.message_id,
-                date=r.date,
-                direction=Direction(r.direction),
-                kind=Kind(r.kind),
-                from_addr=from_addr,
-                to_addrs=to_addrs,
-                cc_addrs=cc_addrs,
-                subject=subject,
-                bounced_addrs=_split(r.bounced_addrs),
-                bounced_message_id=r.bounced_message_id,
-            )
-            old_tid[r.id] = r.thread_id
-            if r.gm_thrid is not None:
-                gm_thrids[r.id] = r.gm_thrid
-        assigned = thread_messages(inputs)
-        del inputs
-        _unite_gmail_threads(gm_thrids, assigned)
-
-        changed = [{"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t]
-        moved: dict[str, set[str]] = defaultdict(set)
-        for key, tid in assigned.items():
-            before = old_tid[key]
-            if before is not None and before != tid:
-                moved[before].add(tid)
-        del old_tid
-        if moved:
-            carry_over(db, account.name, moved, set(assigned.values()))
-        if changed:
-            table = cast(Table, MessageRow.__table__)
-            db.connection().execute(
-                update(table)
-                .where(table.c.id == bindparam("rid"))
-                .values(thread_id=bindparam("tid")),
-                changed,
-            )
-        del changed
-
-        threads: dict[str, list[Msg]] = defaultdict(list)
-        for key, msg in msgs.items():
-            threads[assigned[key]].append(msg)
-        del msgs
-        verdicts = judge_all(threads, identity, now + clock_skew)
-
-        db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
-        if verdicts:
-            db.connection().execute(
-                insert(cast(Table, ThreadRow.__table__)),
-                [
-                    {
-                        "account": account.name,
-                        "thread_id": tid,
-                        "subject": v.subject,
-                        "state": v.state.value,
-                        "awaiting": v.awaiting,
-                        "awaiting_since": v.awaiting_since,
-                        "counterpart": v.counterpart,
-                        "last_outgoing_message_id": v.last_outgoing_message_id,
-                        "last_activity": v.last_activity,
-                        "message_count": v.message_count,
-                        "notes": "\n".join(v.notes),
-                        "updated_at": now,
-                        "counterparts": " ".join(v.counterparts),
-                        "first_unanswered_at": v.first_unanswered_at,
-                    }
-                    for tid, v in verdicts.items()
-                ],
-            )
+            if tid not in redo and not senders.isdisjoint(counterparts.split())
+        }
+        verdicts = _rethread(
+            db,
+            account,
+            rows,
+            now + clock_skew,
+            now,
+            replaced=redo,
+            rejudge=_rows_of_threads(conn, account.name, waiting),
+        )
         db.commit()
+    log.debug(
+        "account_judged_incrementally",
+        account=account.name,
+        new=len(new),
+        threads=len(verdicts),
+        messages=len(rows),
+    )
+    return len(verdicts)
+
+
+def _row_ids(rows: Iterable[Any]) -> set[str]:
+    ids: set[str] = set()
+    for r in rows:
+        ids.update(i for i in (r.message_id, r.in_reply_to) if i)
+        ids.update(_split(r.references))
+    return ids
+
+
+def _chunked_scalars(
+    conn: Connection, make: Callable[[list[str]], Any], values: list[str]
+) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(values), _IN_CHUNK):
+        out.extend(conn.scalars(make(values[i : i + _IN_CHUNK])))
+    return out
+
+
+_IN_CHUNK = 500
+
+
+def _threads_mentioning(db: Session, account: str, ids: set[str]) -> set[str]:
+    conn = db.connection()
+    found = _chunked_scalars(
+        conn,
+        lambda part: (
+            select(MessageRow.thread_id)
+            .distinct()
+            .join(Mention, Mention.message_pk == MessageRow.id)
+            .where(Mention.account == account, Mention.msgid.in_(part))
+        ),
+        sorted(ids),
+    )
+    return {t for t in found if t is not None}
+
+
+def _rows_of_threads(conn: Connection, account: str, thread_ids: set[str]) -> list[Any]:
+    return list(
+        _chunked_rows(
+            conn,
+            lambda part: select(*_COLUMNS).where(
+                MessageRow.account == account, MessageRow.thread_id.in_(part)
+            ),
+            sorted(thread_ids),
+        )
+    )
+
+
+def _chunked_rows(
+    conn: Connection, make: Callable[[list[str]], Any], values: list[str]
+) -> Iterable[Any]:
+    for i in range(0, len(values), _IN_CHUNK):
+        yield from conn.execute(make(values[i : i + _IN_CHUNK]))
+
+
+def _thread_inputs(rows: Iterable[Any], identity: Identity) -> list[ThreadInput]:
+    return [_thread_input(r, identity) for r in rows]
+
+
+def _thread_input(r: Any, identity: Identity) -> ThreadInput:
+    to_addrs, cc_addrs = _split(r.to_addrs), _split(r.cc_addrs)
+    from_addr = intern(r.from_addr)
+    return ThreadInput(
+        key=r.id,
+        message_id=r.message_id,
+        in_reply_to=r.in_reply_to,
+        references=_split(r.references),  # interned: long threads repeat ids
+        subject=intern(r.subject),
+        date=r.date,
+        participants=frozenset(
+            a for a in (from_addr, *to_addrs, *cc_addrs) if a and a not in identity.addresses
+        ),
+    )
+
+
+def _rethread(
+    db: Session,
+    account: AccountSettings,
+    rows: Iterable[Any],
+    visible_until: datetime,
+    now: datetime,
+    *,
+    replaced: set[str] | None,
+    rejudge: Iterable[Any] = (),
+) -> dict[str, Verdict]:
+    """Thread ``rows`` (whole threads only), store their thread ids, mentions and
+    verdicts. ``replaced``: the stored threads these rows were in (None: every thread
+    of the account is being replaced; otherwise who last wrote is looked up in the
+    store). ``rejudge``: rows of other stored threads to judge again as they stand."""
+    identity = identity_of(account)
+    # One pass over the rows builds both views; the rows themselves are then dropped,
+    # which keeps the peak memory of a big first sync down. The strings that repeat
+    # across a mailbox (addresses, subjects of a thread) are shared.
+    inputs: list[ThreadInput] = []
+    msgs: dict[int, Msg] = {}
+    old_tid: dict[int, str | None] = {}
+    gm_thrids: dict[int, int] = {}
+    for r in rows:
+        item = _thread_input(r, identity)
+        inputs.append(item)
+        msgs[r.id] = _msg(r, identity)
+        old_tid[r.id] = r.thread_id
+        if r.gm_thrid is not None:
+            gm_thrids[r.id] = r.gm_thrid
+    assigned, subject_keys = thread_messages_keyed(inputs)
+    _unite_gmail_threads(gm_thrids, assigned)
+    _store_mentions(db, account.name, inputs, old_tid, everything=replaced is None)
+    del inputs
+
+    conn = db.connection()
+    changed = [{"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t]
+    moved: dict[str, set[str]] = defaultdict(set)
+    for key, tid in assigned.items():
+        before = old_tid[key]
+        if before is not None and before != tid:
+            moved[before].add(tid)
+    del old_tid
+    if moved:
+        carry_over(db, account.name, moved, set(assigned.values()))
+    if changed:
+        table = cast(Table, MessageRow.__table__)
+        conn.execute(
+            update(table).where(table.c.id == bindparam("rid")).values(thread_id=bindparam("tid")),
+            changed,
+        )
+    del changed
+
+    as_they_stand: set[str] = set()
+    for r in rejudge:
+        msgs[r.id] = _msg(r, identity)
+        assigned.setdefault(r.id, r.thread_id)
+        as_they_stand.add(r.thread_id)
+    # In store order: which of two copies of one message judgment keeps must not
+    # depend on the order the rows were read in.
+    threads: dict[str, list[Msg]] = defaultdict(list)
+    for key in sorted(msgs):
+        threads[assigned[key]].append(msgs[key])
+    del msgs
+    if as_they_stand:
+        # Not re-threaded: their subject keys stay.
+        for part in _chunks(sorted(as_they_stand)):
+            query = select(ThreadRow.thread_id, ThreadRow.subject_key).where(
+                ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
+            )
+            subject_keys.update((tid, key) for tid, key in conn.execute(query))
+    if replaced is None:
+        verdicts = judge_all(threads, identity, visible_until)
+    else:
+        verdicts = judge_all(
+            threads,
+            identity,
+            visible_until,
+            contacts=lambda addrs: _latest_contacts(
+                conn, account.name, identity, addrs, visible_until
+            ),
+        )
+
+    if replaced is None:
+        db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
+    else:
+        gone = sorted(replaced | set(threads))
+        for i in range(0, len(gone), _IN_CHUNK):
+            db.execute(
+                delete(ThreadRow).where(
+                    ThreadRow.account == account.name,
+                    ThreadRow.thread_id.in_(gone[i : i + _IN_CHUNK]),
+                )
+            )
+    if verdicts:
+        conn.execute(
+            insert(cast(Table, ThreadRow.__table__)),
+            [
+                {
+                    "account": account.name,
+                    "thread_id": tid,
+                    "subject": v.subject,
+                    "state": v.state.value,
+                    "awaiting": v.awaiting,
+                    "awaiting_since": v.awaiting_since,
+                    "counterpart": v.counterpart,
+                    "last_outgoing_message_id": v.last_outgoing_message_id,
+                    "last_activity": v.last_activity,
+                    "message_count": v.message_count,
+                    "notes": "\n".join(v.notes),
+                    "updated_at": now,
+                    "counterparts": " ".join(v.counterparts),
+                    "first_unanswered_at": v.first_unanswered_at,
+                    "subject_key": subject_keys.get(tid),
+                }
+                for tid, v in verdicts.items()
+            ],
+        )
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
     log.debug("account_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
     return verdicts
+
+
+def _msg(r: Any, identity: Identity) -> Msg:
+    return Msg(
+        message_id=r.message_id,
+        date=r.date,
+        direction=Direction(r.direction),
+        kind=Kind(r.kind),
+        from_addr=intern(r.from_addr),
+        to_addrs=_split(r.to_addrs),
+        cc_addrs=_split(r.cc_addrs),
+        subject=intern(r.subject),
+        bounced_addrs=_split(r.bounced_addrs),
+        bounced_message_id=r.bounced_message_id,
+    )
+
+
+def _latest_contacts(
+    conn: Connection, account: str, identity: Identity, addrs: set[str], visible_until: datetime
+) -> dict[str, tuple[datetime, str]]:
+    """judgment.latest_human_contact over the whole stored account, for ``addrs``."""
+    latest: dict[str, tuple[datetime, str]] = {}
+    for part in _chunks(sorted(addrs)):
+        query = select(MessageRow.from_addr, MessageRow.date, MessageRow.thread_id).where(
+            MessageRow.account == account,
+            MessageRow.from_addr.in_(part),
+            MessageRow.direction == Direction.INCOMING.value,
+            MessageRow.kind == Kind.HUMAN.value,
+            MessageRow.thread_id.is_not(None),
+            MessageRow.date <= visible_until,
+        )
+        for addr, when, tid in conn.execute(query):
+            if tid is None or not identity.is_external(addr):
+                continue
+            if addr not in latest or latest[addr] < (when, tid):
+                latest[addr] = (when, tid)
+    return latest
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(values), _IN_CHUNK):
+        yield values[i : i + _IN_CHUNK]
+
+
+_MENTION_BATCH = 20000
+
+
+def _store_mentions(
+    db: Session,
+    account: str,
+    inputs: list[ThreadInput],
+    old_tid: dict[int, str | None],
+    *,
+    everything: bool,
+) -> None:
+    """Index the ids each message names; once per message (those not threaded before),
+    or all of them afresh when the whole account is re-threaded."""
+    conn = db.connection()
+    table = cast(Table, Mention.__table__)
+    if everything:
+        conn.execute(delete(table).where(table.c.account == account))
+    batch: list[dict[str, Any]] = []
+    for item in inputs:
+        if not everything and old_tid[item.key] is not None:
+            continue
+        batch.extend(
+            {"message_pk": item.key, "msgid": i, "account": account} for i in mentioned_ids(item)
+        )
+        if len(batch) >= _MENTION_BATCH:
+            conn.execute(insert(table), batch)
+            batch = []
+    if batch:
+        conn.execute(insert(table), batch)

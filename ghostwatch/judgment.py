@@ -8,7 +8,7 @@ an answer; an auto-reply, a bounce or a newsletter does not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -214,15 +214,24 @@ def latest_human_contact(
     latest: dict[str, tuple[datetime, str]] = {}
     for thread_id, msgs in threads.items():
         for m in msgs:
+            # Ties on the date go to the greater thread id, whatever the input order.
             if _answers(m, identity) and (
-                m.from_addr not in latest or latest[m.from_addr][0] < m.date
+                m.from_addr not in latest or latest[m.from_addr] < (m.date, thread_id)
             ):
                 latest[m.from_addr] = (m.date, thread_id)
     return latest
 
 
+#: Latest human contact for the given addresses, over the whole account.
+ContactLookup = Callable[[set[str]], Mapping[str, tuple[datetime, str]]]
+
+
 def judge_all(
-    threads: Mapping[str, Sequence[Msg]], identity: Identity, now: datetime
+    threads: Mapping[str, Sequence[Msg]],
+    identity: Identity,
+    now: datetime,
+    *,
+    contacts: ContactLookup | None = None,
 ) -> dict[str, Verdict]:
     """Judge every thread; a counterpart who wrote since in another thread has answered.
 
@@ -230,12 +239,21 @@ def judge_all(
     reading is that they are in touch, so the thread is not chased and says why.
     Only the very address we wrote to counts here: a colleague of theirs writing
     about another project answers nothing of ours.
+
+    ``threads`` is every thread of the account, unless ``contacts`` is given: then it
+    answers (from the store) who wrote last in the whole account, and ``threads`` may
+    be just the ones to judge again.
     """
-    visible = {tid: [m for m in msgs if m.date <= now] for tid, msgs in threads.items()}
-    latest = latest_human_contact(visible, identity)
+    judged = {tid: judge_thread(msgs, identity, now) for tid, msgs in threads.items()}
+    if contacts is None:
+        visible = {tid: [m for m in msgs if m.date <= now] for tid, msgs in threads.items()}
+        latest = latest_human_contact(visible, identity)
+    else:
+        wanted = {a for v in judged.values() if v.awaiting for a in v.counterparts}
+        latest = dict(contacts(wanted)) if wanted else {}
     out: dict[str, Verdict] = {}
-    for thread_id, msgs in threads.items():
-        verdict = judge_thread(msgs, identity, now)
+    for thread_id, judged_verdict in judged.items():
+        verdict = judged_verdict
         since = verdict.awaiting_since
         if verdict.awaiting and since is not None:
             hit = next(

@@ -86,6 +86,7 @@ class MessageRow(Base):
         Index("ix_messages_account_msgid", "account", "message_id"),
         Index("ix_messages_account_thread", "account", "thread_id"),
         Index("ix_messages_account_gm_msgid", "account", "gm_msgid"),
+        Index("ix_messages_account_from", "account", "from_addr"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -123,7 +124,10 @@ class ThreadRow(Base):
     """The judgment of one thread, refreshed after every sync."""
 
     __tablename__ = "threads"
-    __table_args__ = (Index("ix_threads_awaiting", "account", "awaiting"),)
+    __table_args__ = (
+        Index("ix_threads_awaiting", "account", "awaiting"),
+        Index("ix_threads_subject_key", "account", "subject_key"),
+    )
 
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     thread_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -139,6 +143,25 @@ class ThreadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     counterparts: Mapped[str] = mapped_column(Text, default="", server_default="")
     first_unanswered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # threads.subject_key of the thread's subject (None: too generic to join threads by).
+    subject_key: Mapped[str | None] = mapped_column(String(40))
+
+
+class Mention(Base):
+    """One Message-ID a stored message names (its own, In-Reply-To, References).
+
+    The reverse index of the reference graph: new mail re-threads only the threads
+    that mention one of its ids, instead of the whole mailbox.
+    """
+
+    __tablename__ = "mentions"
+    __table_args__ = (Index("ix_mentions_account_msgid", "account", "msgid"),)
+
+    message_pk: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    msgid: Mapped[str] = mapped_column(String(998), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
 
 
 class Tracking(Base):

@@ -401,7 +401,7 @@ def sync_account(
     connect_attempts: int = 4,
 ) -> SyncResult:
     """Log in, sync every folder, log out; re-judge the account's threads."""
-    from ghostwatch.analyze import analyze_account
+    from ghostwatch.analyze import analyze_account, analyze_changes
     from ghostwatch.credentials import resolve_password
     from ghostwatch.imap import connect_with_retry
 
@@ -417,10 +417,14 @@ def sync_account(
         ) from exc
     finally:
         session.logout()
-    if result.changed or not _judged(sessions, account.name):
-        # Nothing new: the stored judgment stands (it depends on the mail, not on
-        # the clock), so a quiet poll costs neither IMAP traffic nor CPU.
+    if any(f.uidvalidity_changed for f in result.folders) or not _judged(sessions, account.name):
+        # Rows were re-mapped or dropped: thread and judge the whole account again.
         analyze_account(sessions, account, now)
+    elif result.changed:
+        # Only what the new messages can affect; with nothing new the stored judgment
+        # stands (it depends on the mail, not on the clock), so a quiet poll costs
+        # neither IMAP traffic nor CPU.
+        analyze_changes(sessions, account, now)
     log.info(
         "account_synced",
         account=account.name,

@@ -33,7 +33,15 @@ from datetime import datetime, timedelta
 from itertools import chain
 from operator import attrgetter
 
-__all__ = ["ThreadInput", "normalize_subject", "parse_msgid_list", "thread_messages"]
+__all__ = [
+    "ThreadInput",
+    "mentioned_ids",
+    "normalize_subject",
+    "parse_msgid_list",
+    "subject_key",
+    "thread_messages",
+    "thread_messages_keyed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,15 +349,49 @@ def thread_messages(
 
     Raises ValueError when a date is naive.
     """
+    return thread_messages_keyed(messages, subject_window=subject_window)[0]
+
+
+def thread_messages_keyed(
+    messages: Iterable[ThreadInput], *, subject_window: timedelta = timedelta(days=90)
+) -> tuple[dict[int, str], dict[str, str | None]]:
+    """:func:`thread_messages`, plus each thread's subject key.
+
+    The key (:func:`subject_key`) is that of the normalized subject every component of
+    the thread shares, or None when the subject is too generic to join threads by. Two
+    threads can only be joined by the subject fallback when their keys are equal, which
+    is what lets the store re-thread only the part of a mailbox new mail can affect.
+    """
     items = _ordered(messages)
     components = _components(items, _build_graph(items))
     result: dict[int, str] = {}
+    keys: dict[str, str | None] = {}
     for group in _subject_groups(items, components, subject_window):
         lead = min(group, key=lambda comp: (comp.date, comp.thread_id))
+        keys[lead.thread_id] = subject_key(lead.subject)
         for comp in group:
             for i in comp.items:
                 result[items[i].key] = lead.thread_id
-    return result
+    return result, keys
+
+
+def subject_key(normalized: str) -> str | None:
+    """A short stable key of a normalized subject (sha1), None when the subject is generic:
+    the subject fallback only ever joins threads whose keys are equal."""
+    if not normalized or _is_generic(normalized):
+        return None
+    digest = hashlib.sha1(normalized.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return digest.hexdigest()
+
+
+def mentioned_ids(message: ThreadInput) -> tuple[str, ...]:
+    """Every Message-ID a message names: its own, its In-Reply-To and its References.
+
+    Two messages are in one thread whenever they are linked through such ids, so a new
+    message can only change the threads that mention one of its ids.
+    """
+    ids = (message.message_id, message.in_reply_to, *message.references)
+    return tuple(dict.fromkeys(i for i in ids if i))
 
 
 def _components(items: list[ThreadInput], graph: _Graph) -> list[_Component]:
