@@ -1104,6 +1104,68 @@ def resync(cfg: Path) -> dict[str, Any]:
     return {"first_run": runs[0], "second_run": runs[1]}
 
 
+def new_mail_resync(cfg: Path, port: int) -> dict[str, Any]:
+    """One reply to one of the owner's sent messages arrives: time the re-sync and the
+    analysis of what it affects, then a full re-analysis of the account for scale."""
+    from sqlalchemy import select
+
+    from ghostwatch.analyze import analyze_account, analyze_changes
+    from ghostwatch.config import load_config
+    from ghostwatch.imap import connect
+    from ghostwatch.store import MessageRow, ThreadRow, open_store
+    from ghostwatch.sync import Syncer
+
+    settings, _ = load_config(cfg)
+    account = settings.accounts[0]
+    sessions = open_store(settings.database.url)
+    with sessions() as db:
+        original, to = db.execute(
+            select(MessageRow.message_id, MessageRow.to_addrs)
+            .where(MessageRow.direction == "out", MessageRow.message_id.is_not(None))
+            .order_by(MessageRow.date.desc())
+            .limit(1)
+        ).one()
+    sender = to.split()[0]
+    raw = (
+        f"From: <{sender}>\r\nTo: <{OWNER}>\r\nSubject: Re: your message\r\n"
+        f"Date: {format_datetime(NOW - timedelta(minutes=5))}\r\n"
+        f"Message-ID: <bench-reply@{sender.split('@')[1]}>\r\nIn-Reply-To: {original}\r\n"
+        f"References: {original}\r\n\r\nThanks, that works for us.\r\n"
+    ).encode()
+    client = imaplib.IMAP4("127.0.0.1", port)
+    client.login(OWNER, PASSWORD)
+    client.append("INBOX", "", imaplib.Time2Internaldate(time.time()), raw)
+    client.logout()
+    session = connect(account, PASSWORD)
+    try:
+        t = time.perf_counter()
+        result = Syncer(account, session, sessions, NOW).run()
+        sync_s = time.perf_counter() - t
+    finally:
+        session.logout()
+    t = time.perf_counter()
+    judged = analyze_changes(sessions, account, NOW)
+    changes_s = time.perf_counter() - t
+    with sessions() as db:
+        tid = db.scalar(
+            select(MessageRow.thread_id).where(
+                MessageRow.message_id == f"<bench-reply@{sender.split('@')[1]}>"
+            )
+        )
+        state = db.scalar(select(ThreadRow.state).where(ThreadRow.thread_id == tid))
+    t = time.perf_counter()
+    analyze_account(sessions, account, NOW)
+    full_s = time.perf_counter() - t
+    return {
+        "new": result.new,
+        "sync_s": round(sync_s, 3),
+        "analyze_changes_s": round(changes_s, 3),
+        "threads_judged": judged,
+        "thread_state_after": state,
+        "full_analysis_s": round(full_s, 3),
+    }
+
+
 # =========================================================================================
 # Report
 # =========================================================================================
@@ -1344,6 +1406,15 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"re-sync (second run): {second['commands']}, {second['bytes_in']} B in, "
             f"{second['bytes_out']} B out, {second['seconds'] * 1000:.1f} ms"
+        )
+
+        report["new_mail"] = new_mail = new_mail_resync(Path(phases["config"]), stack.imap_port)
+        log(
+            f"one new reply: re-sync {new_mail['sync_s'] * 1000:.0f} ms "
+            f"({new_mail['new']} new), analysis of what it affects "
+            f"{new_mail['analyze_changes_s'] * 1000:.0f} ms ({new_mail['threads_judged']} "
+            f"thread(s) judged, now {new_mail['thread_state_after']}); a full re-analysis "
+            f"of the account takes {new_mail['full_analysis_s']:.2f} s"
         )
 
         floor_s = min(r["seconds"] for r in floors)
