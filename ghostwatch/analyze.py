@@ -259,35 +259,46 @@ def analyze_changes(
         )
         rows += _rows_of_threads(conn, account.name, same_subject)
         # Someone writing in one thread answers for their other threads too ("they
-        # wrote in another thread"): threads awaiting a sender of these rows, or said
-        # to be answered by one elsewhere, are judged again, as they stand.
+        # wrote in another thread"): where the latest word of a sender of these rows
+        # changes, their threads awaiting a reply or said to be answered elsewhere are
+        # judged again, as they stand.
+        identity = identity_of(account)
         senders = {
             r.from_addr
             for r in rows
-            if r.direction == Direction.INCOMING.value and r.kind == Kind.HUMAN.value
+            if r.direction == Direction.INCOMING.value
+            and r.kind == Kind.HUMAN.value
+            and identity.is_external(r.from_addr)
         }
         redo = touched | same_subject
-        waiting = {
-            tid
-            for tid, counterparts in conn.execute(
-                select(ThreadRow.thread_id, ThreadRow.counterparts).where(
-                    ThreadRow.account == account.name,
-                    or_(
-                        ThreadRow.awaiting.is_(True),
-                        ThreadRow.state == ThreadState.ANSWERED_ELSEWHERE.value,
-                    ),
-                )
+        seen_before = last + clock_skew if last is not None else None
+        before = (
+            _latest_contacts(conn, account.name, identity, senders, seen_before)
+            if seen_before is not None
+            else {}
+        )
+
+        def rejudge() -> list[Any]:
+            after = _latest_contacts(conn, account.name, identity, senders, now + clock_skew)
+            changed = {a for a in senders if before.get(a) != after.get(a)}
+            if not changed:
+                return []
+            query = select(ThreadRow.thread_id, ThreadRow.counterparts).where(
+                ThreadRow.account == account.name,
+                or_(
+                    ThreadRow.awaiting.is_(True),
+                    ThreadRow.state == ThreadState.ANSWERED_ELSEWHERE.value,
+                ),
             )
-            if tid not in redo and not senders.isdisjoint(counterparts.split())
-        }
+            waiting = {
+                tid
+                for tid, counterparts in conn.execute(query)
+                if tid not in redo and not changed.isdisjoint(counterparts.split())
+            }
+            return _rows_of_threads(conn, account.name, waiting)
+
         verdicts = _rethread(
-            db,
-            account,
-            rows,
-            now + clock_skew,
-            now,
-            replaced=redo,
-            rejudge=_rows_of_threads(conn, account.name, waiting),
+            db, account, rows, now + clock_skew, now, replaced=redo, rejudge=rejudge
         )
         db.commit()
     log.debug(
@@ -382,12 +393,13 @@ def _rethread(
     now: datetime,
     *,
     replaced: set[str] | None,
-    rejudge: Iterable[Any] = (),
+    rejudge: Callable[[], Iterable[Any]] | None = None,
 ) -> dict[str, Verdict]:
     """Thread ``rows`` (whole threads only), store their thread ids, mentions and
     verdicts. ``replaced``: the stored threads these rows were in (None: every thread
     of the account is being replaced; otherwise who last wrote is looked up in the
-    store). ``rejudge``: rows of other stored threads to judge again as they stand."""
+    store). ``rejudge``: called once these rows are re-threaded in the store, the rows
+    of other stored threads to judge again as they stand."""
     identity = identity_of(account)
     # One pass over the rows builds both views; the rows themselves are then dropped,
     # which keeps the peak memory of a big first sync down. The strings that repeat
@@ -427,7 +439,7 @@ def _rethread(
     del changed
 
     as_they_stand: set[str] = set()
-    for r in rejudge:
+    for r in rejudge() if rejudge is not None else ():
         msgs[r.id] = _msg(r, identity)
         assigned.setdefault(r.id, r.thread_id)
         as_they_stand.add(r.thread_id)

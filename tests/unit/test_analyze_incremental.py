@@ -190,3 +190,34 @@ def test_new_mail_re_threads_only_the_threads_it_can_affect(
         assert db.scalar(select(ThreadRow.state).where(ThreadRow.subject == "Project 8")) == (
             "awaiting_reply"
         )
+
+
+def _mail(msgid: str, frm: str, to: str, subject: str, at: datetime) -> dict[str, Any]:
+    return {"message_id": msgid, "in_reply_to": None, "references": "", "subject": subject,
+            "from_addr": frm, "to_addrs": to, "direction": "out" if frm == ME else "in",
+            "kind": "human", "date": at}  # fmt: skip
+
+
+def test_a_reply_elsewhere_that_comes_into_view_answers_an_untouched_thread(
+    tmp_path: Path,
+) -> None:
+    """Bob's message is dated ahead of the clock (hidden) when first synced; by the next
+    analysis it is in view, and the thread awaiting Bob, untouched by the new mail, is
+    answered elsewhere, as a full analysis says."""
+    store = Store(tmp_path / "gw.db")
+    first = START + timedelta(days=20)
+    store.add([
+        _mail("<a@x>", ME, "bob@client.example", "Offer", START + timedelta(days=1)),
+        _mail("<c@x>", "bob@client.example", ME, "Lunch", first + timedelta(days=5)),
+    ])  # fmt: skip
+    analyze_changes(store.sessions, ACCOUNT, first)
+    with store.sessions() as db:
+        assert db.scalar(select(ThreadRow.state).where(ThreadRow.subject == "Offer")) == (
+            "awaiting_reply"
+        )
+    store.add([_mail("<d@x>", ME, "dan@other.example", "Logo", first + timedelta(days=9))])
+    analyze_changes(store.sessions, ACCOUNT, first + timedelta(days=10))
+    with store.sessions() as db:
+        assert db.scalar(select(ThreadRow.state).where(ThreadRow.subject == "Offer")) == (
+            "answered_elsewhere"
+        )
