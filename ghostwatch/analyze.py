@@ -230,9 +230,15 @@ def analyze_changes(
                 )
             )
         rows = [*new, *_rows_of_threads(conn, account.name, touched)]
-        # The subject fallback joins threads of equal subject keys: bring in every
-        # thread sharing a key with the affected ones, before and after this change.
-        _, keys = thread_messages_keyed(_thread_inputs(rows, identity_of(account)))
+        # The subject fallback joins threads of equal subject keys that share a
+        # participant: bring in every thread with a key of the affected ones (before
+        # and after this change) and someone in common with them. Those it leaves
+        # out cannot gain or lose a join: a join needs a shared participant, and the
+        # threads an orphan joined are in its own (stored) thread.
+        inputs = _thread_inputs(rows, identity_of(account))
+        _, keys = thread_messages_keyed(inputs)
+        involved = frozenset().union(*(i.participants for i in inputs))
+        del inputs
         wanted = {k for k in keys.values() if k is not None}
         wanted |= {
             k
@@ -256,6 +262,9 @@ def analyze_changes(
                 )
             )
             - touched
+        )
+        same_subject = _sharing_participants(
+            conn, account.name, identity_of(account), same_subject, involved
         )
         rows += _rows_of_threads(conn, account.name, same_subject)
         # Someone writing in one thread answers for their other threads too ("they
@@ -309,6 +318,25 @@ def analyze_changes(
         messages=len(rows),
     )
     return len(verdicts)
+
+
+def _sharing_participants(
+    conn: Connection, account: str, identity: Identity, thread_ids: set[str], people: frozenset[str]
+) -> set[str]:
+    """The threads among ``thread_ids`` with a participant (as threading counts them)
+    in ``people``."""
+    found: set[str] = set()
+    for part in _chunks(sorted(thread_ids)):
+        query = select(
+            MessageRow.thread_id, MessageRow.from_addr, MessageRow.to_addrs, MessageRow.cc_addrs
+        ).where(MessageRow.account == account, MessageRow.thread_id.in_(part))
+        for tid, from_addr, to_addrs, cc_addrs in conn.execute(query):
+            if tid is None or tid in found:
+                continue
+            addrs = (from_addr, *to_addrs.split(), *cc_addrs.split())
+            if any(a in people and a not in identity.addresses for a in addrs if a):
+                found.add(tid)
+    return found
 
 
 def _row_ids(rows: Iterable[Any]) -> set[str]:

@@ -38,15 +38,17 @@ KINDS = ["human", "human", "human", "auto_reply", "bounce", "bulk"]
 
 
 @st.composite
-def message(draw: st.DrawFn) -> dict[str, Any]:
+def message(draw: st.DrawFn, *, orphans: bool = False) -> dict[str, Any]:
     outgoing = draw(st.booleans())
     other = draw(st.sampled_from(PEOPLE))
-    refs = draw(st.lists(st.sampled_from(IDS), max_size=3))
+    # Orphan-heavy mailboxes (few References) exercise the subject fallback.
+    refs = [] if orphans else draw(st.lists(st.sampled_from(IDS), max_size=3))
+    no_link = st.none() if orphans else st.one_of(st.none(), st.sampled_from(IDS))
     # Mostly in the past; now and then a date still ahead of the clock (hidden for now).
     minutes = draw(st.integers(min_value=0, max_value=60 * 24 * 40))
     return {
         "message_id": draw(st.one_of(st.none(), st.sampled_from(IDS))),
-        "in_reply_to": draw(st.one_of(st.none(), st.sampled_from(IDS))),
+        "in_reply_to": draw(no_link),
         "references": " ".join(refs),
         "subject": draw(st.sampled_from(SUBJECTS)),
         "from_addr": ME if outgoing else other,
@@ -59,7 +61,7 @@ def message(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def mailbox_in_batches(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
-    messages = draw(st.lists(message(), min_size=1, max_size=24))
+    messages = draw(st.lists(message(orphans=draw(st.booleans())), min_size=1, max_size=24))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=5)))
     bounds = [0, *cuts, len(messages)]
     return [messages[a:b] for a, b in itertools.pairwise(bounds) if a < b]
