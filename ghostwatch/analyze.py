@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import (
     Connection,
     Table,
+    and_,
     bindparam,
     delete,
     func,
@@ -223,7 +224,7 @@ def analyze_changes(
                     .distinct()
                     .where(
                         MessageRow.account == account.name,
-                        MessageRow.thread_id.is_not(None),
+                        func.coalesce(MessageRow.thread_id, "") != "",  # by the date index
                         MessageRow.date > last + clock_skew,
                         MessageRow.date <= now + clock_skew,
                     )
@@ -271,43 +272,12 @@ def analyze_changes(
         # wrote in another thread"): where the latest word of a sender of these rows
         # changes, their threads awaiting a reply or said to be answered elsewhere are
         # judged again, as they stand.
-        identity = identity_of(account)
-        senders = {
-            r.from_addr
-            for r in rows
-            if r.direction == Direction.INCOMING.value
-            and r.kind == Kind.HUMAN.value
-            and identity.is_external(r.from_addr)
-        }
         redo = touched | same_subject
-        seen_before = last + clock_skew if last is not None else None
-        before = (
-            _latest_contacts(conn, account.name, identity, senders, seen_before)
-            if seen_before is not None
-            else {}
+        elsewhere = _Elsewhere(
+            conn, account, rows, redo, (last + clock_skew if last else None, now + clock_skew)
         )
-
-        def rejudge() -> list[Any]:
-            after = _latest_contacts(conn, account.name, identity, senders, now + clock_skew)
-            changed = {a for a in senders if before.get(a) != after.get(a)}
-            if not changed:
-                return []
-            query = select(ThreadRow.thread_id, ThreadRow.counterparts).where(
-                ThreadRow.account == account.name,
-                or_(
-                    ThreadRow.awaiting.is_(True),
-                    ThreadRow.state == ThreadState.ANSWERED_ELSEWHERE.value,
-                ),
-            )
-            waiting = {
-                tid
-                for tid, counterparts in conn.execute(query)
-                if tid not in redo and not changed.isdisjoint(counterparts.split())
-            }
-            return _rows_of_threads(conn, account.name, waiting)
-
         verdicts = _rethread(
-            db, account, rows, now + clock_skew, now, replaced=redo, rejudge=rejudge
+            db, account, rows, now + clock_skew, now, replaced=redo, rejudge=elsewhere
         )
         db.commit()
     log.debug(
@@ -318,6 +288,71 @@ def analyze_changes(
         messages=len(rows),
     )
     return len(verdicts)
+
+
+class _Elsewhere:
+    """The stored threads to judge again because a sender's latest word changed.
+
+    A thread awaiting X, or said to be answered by X elsewhere, is judged with X's
+    latest human message in the whole account (date and thread). That changes only
+    through X's rows that are new, newly in view, or moved to another thread: the
+    latest word of those senders is read before and after the rows are re-threaded.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        account: AccountSettings,
+        rows: list[Any],
+        redo: set[str],
+        visibility: tuple[datetime | None, datetime],
+    ) -> None:
+        self.conn, self.account, self.rows, self.redo = conn, account, rows, redo
+        self.seen_before, self.seen_now = visibility
+        self.identity = identity_of(account)
+        self.senders: set[str] = set()
+        self.before: dict[str, tuple[datetime, str]] = {}
+
+    def prepare(self, moved_rows: set[int]) -> None:
+        """Before the rows' new thread ids are stored: whose word may change, and what
+        it was."""
+        seen_before = self.seen_before
+        self.senders = {
+            r.from_addr
+            for r in self.rows
+            if r.direction == Direction.INCOMING.value
+            and r.kind == Kind.HUMAN.value
+            and self.identity.is_external(r.from_addr)
+            and (r.id in moved_rows or seen_before is None or r.date > seen_before)
+        }
+        if self.senders and seen_before is not None:
+            self.before = _latest_contacts(
+                self.conn, self.account.name, self.identity, self.senders, seen_before
+            )
+
+    def threads(self) -> list[Any]:
+        """After: the rows of the threads to judge again, as they stand."""
+        if not self.senders:
+            return []
+        after = _latest_contacts(
+            self.conn, self.account.name, self.identity, self.senders, self.seen_now
+        )
+        changed = {a for a in self.senders if self.before.get(a) != after.get(a)}
+        if not changed:
+            return []
+        query = select(ThreadRow.thread_id, ThreadRow.counterparts).where(
+            ThreadRow.account == self.account.name,
+            or_(
+                ThreadRow.awaiting.is_(True),
+                ThreadRow.state == ThreadState.ANSWERED_ELSEWHERE.value,
+            ),
+        )
+        waiting = {
+            tid
+            for tid, counterparts in self.conn.execute(query)
+            if tid not in self.redo and not changed.isdisjoint(counterparts.split())
+        }
+        return _rows_of_threads(self.conn, self.account.name, waiting)
 
 
 def _sharing_participants(
@@ -421,13 +456,12 @@ def _rethread(
     now: datetime,
     *,
     replaced: set[str] | None,
-    rejudge: Callable[[], Iterable[Any]] | None = None,
+    rejudge: _Elsewhere | None = None,
 ) -> dict[str, Verdict]:
     """Thread ``rows`` (whole threads only), store their thread ids, mentions and
     verdicts. ``replaced``: the stored threads these rows were in (None: every thread
     of the account is being replaced; otherwise who last wrote is looked up in the
-    store). ``rejudge``: called once these rows are re-threaded in the store, the rows
-    of other stored threads to judge again as they stand."""
+    store). ``rejudge``: which other stored threads to judge again, as they stand."""
     identity = identity_of(account)
     # One pass over the rows builds both views; the rows themselves are then dropped,
     # which keeps the peak memory of a big first sync down. The strings that repeat
@@ -450,6 +484,8 @@ def _rethread(
 
     conn = db.connection()
     changed = [{"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t]
+    if rejudge is not None:
+        rejudge.prepare({k for k, t in assigned.items() if old_tid[k] != t})
     moved: dict[str, set[str]] = defaultdict(set)
     for key, tid in assigned.items():
         before = old_tid[key]
@@ -467,7 +503,7 @@ def _rethread(
     del changed
 
     as_they_stand: set[str] = set()
-    for r in rejudge() if rejudge is not None else ():
+    for r in rejudge.threads() if rejudge is not None else ():
         msgs[r.id] = _msg(r, identity)
         assigned.setdefault(r.id, r.thread_id)
         as_they_stand.add(r.thread_id)
@@ -556,14 +592,28 @@ def _latest_contacts(
 ) -> dict[str, tuple[datetime, str]]:
     """judgment.latest_human_contact over the whole stored account, for ``addrs``."""
     latest: dict[str, tuple[datetime, str]] = {}
+    answers = (
+        MessageRow.account == account,
+        MessageRow.direction == Direction.INCOMING.value,
+        MessageRow.kind == Kind.HUMAN.value,
+        # Threaded rows only. Both terms are written so that no planner picks the
+        # thread or date index over the sender's (a range scan of the account).
+        func.coalesce(MessageRow.thread_id, "") != "",
+        func.coalesce(MessageRow.date, MessageRow.date) <= visible_until,
+    )
     for part in _chunks(sorted(addrs)):
-        query = select(MessageRow.from_addr, MessageRow.date, MessageRow.thread_id).where(
-            MessageRow.account == account,
-            MessageRow.from_addr.in_(part),
-            MessageRow.direction == Direction.INCOMING.value,
-            MessageRow.kind == Kind.HUMAN.value,
-            MessageRow.thread_id.is_not(None),
-            MessageRow.date <= visible_until,
+        # Per address, its latest date, then the greatest thread id at that date.
+        best = (
+            select(MessageRow.from_addr.label("addr"), func.max(MessageRow.date).label("at"))
+            .where(*answers, MessageRow.from_addr.in_(part))
+            .group_by(MessageRow.from_addr)
+            .subquery()
+        )
+        query = (
+            select(MessageRow.from_addr, MessageRow.date, func.max(MessageRow.thread_id))
+            .join(best, and_(MessageRow.from_addr == best.c.addr, MessageRow.date == best.c.at))
+            .where(*answers, MessageRow.from_addr.in_(part))
+            .group_by(MessageRow.from_addr, MessageRow.date)
         )
         for addr, when, tid in conn.execute(query):
             if tid is None or not identity.is_external(addr):

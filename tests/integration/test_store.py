@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import mailbox
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ghostwatch.analyze import analyze_account
+from ghostwatch.analyze import analyze_account, analyze_changes
 from ghostwatch.demo import DEMO_ACCOUNT, DEMO_NOW, SAMPLE
 from ghostwatch.errors import StoreError
 from ghostwatch.localsource import ingest
@@ -107,3 +109,36 @@ def test_the_sample_mailbox_is_judged_the_same_on_both_backends(
 def test_a_bad_database_url_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="not a database URL"):
         make_engine("no-such-thing://")
+
+
+def _judged_state(sessions: sessionmaker[Session]) -> tuple[object, ...]:
+    with sessions() as db:
+        threads = sorted(db.execute(select(MessageRow.message_id, MessageRow.thread_id)).all())
+        verdicts = sorted(
+            (r.thread_id, r.state, r.awaiting, r.awaiting_since, r.counterpart, r.notes,
+             r.message_count, r.subject_key)
+            for r in db.scalars(select(ThreadRow))
+        )  # fmt: skip
+    return tuple(threads), tuple(verdicts)
+
+
+def test_analysing_only_the_new_mail_matches_a_full_analysis_on_both_backends(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The sample mailbox arrives in two parts; after the second, the incremental
+    analysis (mentions index, subject keys, latest word per sender: queries that
+    differ between SQLite and PostgreSQL) leaves what a full analysis leaves."""
+    box = mailbox.mbox(SAMPLE)
+    messages = [box.get_bytes(key) for key in box.iterkeys()]
+    for name, part in (("first.mbox", messages[:22]), ("second.mbox", messages[22:])):
+        target = mailbox.mbox(tmp_path / name)
+        for raw in part:
+            target.add(raw)
+        target.flush()
+        ingest(tmp_path / name, DEMO_ACCOUNT, sessions, DEMO_NOW)
+        judged = analyze_changes(sessions, DEMO_ACCOUNT, DEMO_NOW)
+        assert judged > 0
+    incremental = _judged_state(sessions)
+    analyze_account(sessions, DEMO_ACCOUNT, DEMO_NOW)
+    assert _judged_state(sessions) == incremental
+    assert len(incremental[1]) == 19

@@ -32,9 +32,12 @@ def upgrade() -> None:
         batch.create_index("ix_threads_subject_key", ["account", "subject_key"])
     # Who wrote last, per address, without reading the whole mailbox.
     op.create_index("ix_messages_account_from", "messages", ["account", "from_addr"])
+    # Which messages came into view (their date passed) since the last analysis.
+    op.create_index("ix_messages_account_date", "messages", ["account", "date"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_account_date", table_name="messages")
     op.drop_index("ix_messages_account_from", table_name="messages")
     with op.batch_alter_table("threads") as batch:
         batch.drop_index("ix_threads_subject_key")
