@@ -7,6 +7,7 @@ import mailbox
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -111,7 +112,7 @@ def test_a_bad_database_url_is_a_clear_error() -> None:
         make_engine("no-such-thing://")
 
 
-def _judged_state(sessions: sessionmaker[Session]) -> tuple[object, ...]:
+def _judged_state(sessions: sessionmaker[Session]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     with sessions() as db:
         threads = sorted(db.execute(select(MessageRow.message_id, MessageRow.thread_id)).all())
         verdicts = sorted(
