@@ -1209,6 +1209,18 @@ def print_table(r: dict[str, Any]) -> list[str]:
             "",
         ),
     ]
+    if "new_mail" in r:
+        m = r["new_mail"]
+        rows += [
+            ("one new reply: re-sync (ms)", f"{m['sync_s'] * 1000:.0f}", "", ""),
+            (
+                "  analysis of what it affects (ms)",
+                f"{m['analyze_changes_s'] * 1000:.0f} ({m['threads_judged']} threads)",
+                "",
+                "",
+            ),
+            ("  full re-analysis, for scale (s)", f"{m['full_analysis_s']:.2f}", "", ""),
+        ]
     width = [max(len(row[i]) for row in rows) for i in range(4)]
     header = ("figure", "value", "target", "")
     width = [max(w, len(h)) for w, h in zip(width, header, strict=True)]
