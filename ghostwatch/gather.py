@@ -13,8 +13,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from ghostwatch.absence import extract_text
@@ -83,24 +84,33 @@ class _Mail:
     auto_reply_text: str | None
 
 
-def _mails(db: Session, account: str) -> list[_Mail]:
+_MAIL_COLUMNS = (
+    MessageRow.id,
+    MessageRow.thread_id,
+    MessageRow.folder_id,
+    MessageRow.date,
+    MessageRow.direction,
+    MessageRow.kind,
+    MessageRow.from_addr,
+    MessageRow.to_addrs,
+    MessageRow.cc_addrs,
+    MessageRow.subject,
+    MessageRow.bounced_addrs,
+    MessageRow.auto_reply_text,
+)
+_IN_CHUNK = 500
+
+
+def _mails(db: Session, account: str, *conditions: ColumnElement[bool]) -> list[_Mail]:
+    """The account's messages matching any of ``conditions`` (each applied on its own,
+    a message once), oldest first; in store order where dates are equal."""
     query = select(Folder.id, Folder.name).where(Folder.account == account)
     folders: dict[int, str] = {fid: name for fid, name in db.execute(query)}
-    rows = db.execute(
-        select(
-            MessageRow.thread_id,
-            MessageRow.folder_id,
-            MessageRow.date,
-            MessageRow.direction,
-            MessageRow.kind,
-            MessageRow.from_addr,
-            MessageRow.to_addrs,
-            MessageRow.cc_addrs,
-            MessageRow.subject,
-            MessageRow.bounced_addrs,
-            MessageRow.auto_reply_text,
-        ).where(MessageRow.account == account)
-    )
+    found: dict[int, Any] = {}
+    for condition in conditions:
+        for r in db.execute(select(*_MAIL_COLUMNS).where(MessageRow.account == account, condition)):
+            found[r.id] = r
+    rows = [found[k] for k in sorted(found)]
     return sorted(
         (
             _Mail(
@@ -119,6 +129,11 @@ def _mails(db: Session, account: str) -> list[_Mail]:
         ),
         key=lambda m: m.date,
     )
+
+
+def _chunks(values: Iterable[str]) -> list[list[str]]:
+    items = list(values)
+    return [items[i : i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]
 
 
 def _folder_of(mails: list[_Mail]) -> str:
@@ -187,12 +202,58 @@ def gather(
     for s in db.scalars(select(StepLog).where(StepLog.account == account.name)):
         log[(s.thread_id, s.anchor)].append(StepRecord(s.step, s.at, s.outcome))
 
-    mails = _mails(db, account.name)
+    # Only the mail these threads' facts depend on, not the whole mailbox: their own
+    # messages; every thread their counterparts answered in (reply latencies); what
+    # their clients wrote from (learned aliases); notices naming their invoices.
+    counterparts = sorted({a for row in threads for a in verdict_of(row).counterparts})
+    clients = {
+        c.name: c
+        for c in (policy.client_for(verdict_of(row).counterparts) for row in threads)
+        if c is not None
+    }
+    notices = policy.payment_notices
+    invoices = sorted(
+        {
+            t.invoice_number
+            for row in threads
+            if (t := tracking.get(row.thread_id)) is not None and t.invoice_number
+        }
+    )
+    answered_in = [
+        tid
+        for part in _chunks(counterparts)
+        for tid in db.scalars(
+            select(MessageRow.thread_id)
+            .distinct()
+            .where(
+                MessageRow.account == account.name,
+                MessageRow.from_addr.in_(part),
+                MessageRow.direction == Direction.INCOMING.value,
+                MessageRow.thread_id.is_not(None),
+            )
+        )
+        if tid is not None
+    ]
+    conditions: list[ColumnElement[bool]] = [
+        MessageRow.thread_id.in_(part)
+        for part in _chunks(sorted({row.thread_id for row in threads} | set(answered_in)))
+    ]
+    for relevant in clients.values():
+        conditions += [MessageRow.from_addr.in_(part) for part in _chunks(relevant.addresses)]
+        for domain in relevant.domains:
+            conditions += [
+                MessageRow.from_addr.like(f"%@{domain}"),
+                MessageRow.from_addr.like(f"%.{domain}"),
+            ]
+    if notices.senders:
+        conditions += [MessageRow.subject.contains(n, autoescape=True) for n in invoices]
+    mails = _mails(db, account.name, *conditions)
+    wanted = {row.thread_id for row in threads}
     by_thread: dict[str, list[_Mail]] = defaultdict(list)
     for m in mails:
-        by_thread[m.thread_id].append(m)
+        if m.thread_id in wanted:
+            by_thread[m.thread_id].append(m)
     latencies = reply_latencies(mails)
-    notices = policy.payment_notices
     late = _late_payers(db, account.name, tracking.values(), policy)
     incoming = [m for m in mails if m.direction == Direction.INCOMING.value]
     contacts = _client_contacts(mails, policy, account.own_addresses())

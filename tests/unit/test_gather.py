@@ -118,3 +118,35 @@ def test_a_folder_rule_places_the_thread_in_its_stage(tmp_path: Path) -> None:
     assert {f.folder for f in facts} == {folder}
     untracked = [replace(f, stage=None) for f in facts]  # no `ghostwatch track` said otherwise
     assert {engine.resolve_stage(f, policy)[0] for f in untracked} == {"project"}
+
+
+def test_one_thread_gathers_the_same_facts_as_the_whole_account(tmp_path: Path) -> None:
+    """gather reads only the mail a thread's facts depend on (its messages, the threads
+    its counterparts answered in, what its client wrote from, notices naming its
+    invoice): asked for one thread, it must say what it says with everything read."""
+    extra = [
+        make_mail(frm="anna.verdi@mail.example", to=ME, subject="Re: Invoice 2026-009",
+                  msgid="<a1@mail.example>", date=T0 - timedelta(days=80),
+                  in_reply_to="<i9@studio.example>"),
+        make_mail(frm="bruno@sub.verdi.example", to=ME, subject="Hello",
+                  msgid="<b1@verdi.example>", date=T0 - timedelta(days=10)),
+        make_mail(frm=ME, to="anna@verdi.example", subject="Logo",
+                  msgid="<l1@studio.example>", date=T0 - timedelta(days=30)),
+        make_mail(frm="anna@verdi.example", to=ME, subject="Re: Logo",
+                  msgid="<l2@verdi.example>", date=T0 - timedelta(days=27),
+                  in_reply_to="<l1@studio.example>"),
+        make_mail(frm="alerts@bank.example", to=ME, subject="Payment received: 2026-020",
+                  msgid="<n1@bank.example>", date=NOW - timedelta(days=1)),
+        make_mail(frm="zoe@elsewhere.example", to=ME, subject="Unrelated",
+                  msgid="<z1@elsewhere.example>", date=T0 - timedelta(days=5)),
+    ]  # fmt: skip
+    sessions = _store(tmp_path, extra)
+    with sessions() as db:
+        everything = {f.thread_id: f for f in gather(db, ACCOUNT, POLICY, awaiting_only=False)}
+        assert len(everything) >= 4
+        for tid, facts in everything.items():
+            assert gather(db, ACCOUNT, POLICY, thread_ids=[tid]) == [facts]
+    [invoice] = [f for f in everything.values() if f.subject == "Invoice 2026-020"]
+    assert invoice.payment_seen_at == NOW - timedelta(days=1)
+    assert invoice.reply_latencies == (timedelta(days=3),)
+    assert "bruno@sub.verdi.example" in invoice.known_addresses
