@@ -1153,10 +1153,25 @@ def new_mail_resync(cfg: Path, port: int) -> dict[str, Any]:
             )
         )
         state = db.scalar(select(ThreadRow.state).where(ThreadRow.thread_id == tid))
+    # What every daemon pass reads next: the facts of the threads awaiting a reply.
+    from ghostwatch.gather import gather
+    from ghostwatch.policy import PolicySettings
+
+    policy = PolicySettings.model_validate({})
+    with sessions() as db:
+        t = time.perf_counter()
+        facts = gather(db, account, policy)
+        gather_s = time.perf_counter() - t
+        t = time.perf_counter()
+        gather(db, account, policy, thread_ids=[facts[0].thread_id] if facts else [])
+        gather_one_s = time.perf_counter() - t
     t = time.perf_counter()
     analyze_account(sessions, account, NOW)
     full_s = time.perf_counter() - t
     return {
+        "gather_awaiting_s": round(gather_s, 3),
+        "gather_awaiting_threads": len(facts),
+        "gather_one_thread_s": round(gather_one_s, 3),
         "new": result.new,
         "sync_s": round(sync_s, 3),
         "analyze_changes_s": round(changes_s, 3),
@@ -1220,6 +1235,13 @@ def print_table(r: dict[str, Any]) -> list[str]:
                 "",
             ),
             ("  full re-analysis, for scale (s)", f"{m['full_analysis_s']:.2f}", "", ""),
+            (
+                "gather the awaiting threads (s)",
+                f"{m['gather_awaiting_s']:.2f} ({m['gather_awaiting_threads']} threads)",
+                "",
+                "",
+            ),
+            ("gather one thread (s)", f"{m['gather_one_thread_s']:.2f}", "", ""),
         ]
     width = [max(len(row[i]) for row in rows) for i in range(4)]
     header = ("figure", "value", "target", "")
