@@ -1126,10 +1126,11 @@ def new_mail_resync(cfg: Path, port: int) -> dict[str, Any]:
             .limit(1)
         ).one()
     sender = to.split()[0]
+    reply_id = f"<bench-reply@{sender.split('@')[1]}>"
     raw = (
         f"From: <{sender}>\r\nTo: <{OWNER}>\r\nSubject: Re: your message\r\n"
         f"Date: {format_datetime(NOW - timedelta(minutes=5))}\r\n"
-        f"Message-ID: <bench-reply@{sender.split('@')[1]}>\r\nIn-Reply-To: {original}\r\n"
+        f"Message-ID: {reply_id}\r\nIn-Reply-To: {original}\r\n"
         f"References: {original}\r\n\r\nThanks, that works for us.\r\n"
     ).encode()
     client = imaplib.IMAP4("127.0.0.1", port)
@@ -1147,11 +1148,7 @@ def new_mail_resync(cfg: Path, port: int) -> dict[str, Any]:
     judged = analyze_changes(sessions, account, NOW)
     changes_s = time.perf_counter() - t
     with sessions() as db:
-        tid = db.scalar(
-            select(MessageRow.thread_id).where(
-                MessageRow.message_id == f"<bench-reply@{sender.split('@')[1]}>"
-            )
-        )
+        tid = db.scalar(select(MessageRow.thread_id).where(MessageRow.message_id == reply_id))
         state = db.scalar(select(ThreadRow.state).where(ThreadRow.thread_id == tid))
     # What every daemon pass reads next: the facts of the threads awaiting a reply.
     from ghostwatch.gather import gather

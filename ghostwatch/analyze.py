@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from sys import intern
 from typing import Any, cast
@@ -28,7 +28,7 @@ from ghostwatch.classify import Kind
 from ghostwatch.config import AccountSettings
 from ghostwatch.judgment import Identity, Msg, ThreadState, Verdict, judge_all
 from ghostwatch.message import Direction
-from ghostwatch.store import Mention, MessageRow, StepLog, ThreadRow, Tracking
+from ghostwatch.store import Mention, MessageRow, StepLog, ThreadRow, Tracking, in_chunks
 from ghostwatch.threads import ThreadInput, mentioned_ids, thread_messages_keyed
 
 log = structlog.get_logger("ghostwatch.analyze")
@@ -197,6 +197,7 @@ def analyze_changes(
     analysis, many new messages, or a Gmail account (its X-GM-THRID joins threads in
     ways the index does not cover). Returns how many threads were judged.
     """
+    identity = identity_of(account)
     with sessions() as db:
         conn = db.connection()
         new = conn.execute(
@@ -211,7 +212,9 @@ def analyze_changes(
         if len(new) > INCREMENTAL_LIMIT or gmail or indexed is None:
             db.rollback()
             return len(analyze_account(sessions, account, now, clock_skew=clock_skew))
-        touched = _threads_mentioning(db, account.name, _row_ids(new))
+        new_inputs = _thread_inputs(new, identity)
+        ids = {i for item in new_inputs for i in mentioned_ids(item)}
+        touched = _threads_mentioning(conn, account.name, ids)
         last = db.scalar(
             select(func.max(ThreadRow.updated_at)).where(ThreadRow.account == account.name)
         )
@@ -230,42 +233,40 @@ def analyze_changes(
                     )
                 )
             )
-        rows = [*new, *_rows_of_threads(conn, account.name, touched)]
+        stored = _rows_of_threads(conn, account.name, touched)
+        rows = [*new, *stored]
         # The subject fallback joins threads of equal subject keys that share a
         # participant: bring in every thread with a key of the affected ones (before
         # and after this change) and someone in common with them. Those it leaves
         # out cannot gain or lose a join: a join needs a shared participant, and the
         # threads an orphan joined are in its own (stored) thread.
-        inputs = _thread_inputs(rows, identity_of(account))
+        inputs = [*new_inputs, *_thread_inputs(stored, identity)]
+        del new_inputs
         _, keys = thread_messages_keyed(inputs)
         involved = frozenset().union(*(i.participants for i in inputs))
         del inputs
         wanted = {k for k in keys.values() if k is not None}
-        wanted |= {
-            k
-            for k in _chunked_scalars(
-                conn,
-                lambda part: select(ThreadRow.subject_key).where(
-                    ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
-                ),
-                sorted(touched),
-            )
-            if k is not None
-        }
-        same_subject = (
-            set(
-                _chunked_scalars(
-                    conn,
-                    lambda part: select(ThreadRow.thread_id).where(
-                        ThreadRow.account == account.name, ThreadRow.subject_key.in_(part)
-                    ),
-                    sorted(wanted),
+        for part in in_chunks(sorted(touched)):
+            wanted.update(
+                conn.scalars(
+                    select(ThreadRow.subject_key).where(
+                        ThreadRow.account == account.name,
+                        ThreadRow.thread_id.in_(part),
+                        ThreadRow.subject_key.is_not(None),
+                    )
                 )
             )
-            - touched
-        )
+        same_key: set[str] = set()
+        for part in in_chunks(sorted(wanted)):
+            same_key.update(
+                conn.scalars(
+                    select(ThreadRow.thread_id).where(
+                        ThreadRow.account == account.name, ThreadRow.subject_key.in_(part)
+                    )
+                )
+            )
         same_subject = _sharing_participants(
-            conn, account.name, identity_of(account), same_subject, involved
+            conn, account.name, identity, same_key - touched, involved
         )
         rows += _rows_of_threads(conn, account.name, same_subject)
         # Someone writing in one thread answers for their other threads too ("they
@@ -274,7 +275,12 @@ def analyze_changes(
         # judged again, as they stand.
         redo = touched | same_subject
         elsewhere = _Elsewhere(
-            conn, account, rows, redo, (last + clock_skew if last else None, now + clock_skew)
+            conn,
+            account.name,
+            identity,
+            rows=rows,
+            redo=redo,
+            visibility=(last + clock_skew if last else None, now + clock_skew),
         )
         verdicts = _rethread(
             db, account, rows, now + clock_skew, now, replaced=redo, rejudge=elsewhere
@@ -302,14 +308,16 @@ class _Elsewhere:
     def __init__(
         self,
         conn: Connection,
-        account: AccountSettings,
+        account: str,
+        identity: Identity,
+        *,
         rows: list[Any],
         redo: set[str],
         visibility: tuple[datetime | None, datetime],
     ) -> None:
-        self.conn, self.account, self.rows, self.redo = conn, account, rows, redo
+        self.conn, self.account, self.identity = conn, account, identity
+        self.rows, self.redo = rows, redo
         self.seen_before, self.seen_now = visibility
-        self.identity = identity_of(account)
         self.senders: set[str] = set()
         self.before: dict[str, tuple[datetime, str]] = {}
 
@@ -327,7 +335,7 @@ class _Elsewhere:
         }
         if self.senders and seen_before is not None:
             self.before = _latest_contacts(
-                self.conn, self.account.name, self.identity, self.senders, seen_before
+                self.conn, self.account, self.identity, self.senders, seen_before
             )
 
     def threads(self) -> list[Any]:
@@ -335,13 +343,13 @@ class _Elsewhere:
         if not self.senders:
             return []
         after = _latest_contacts(
-            self.conn, self.account.name, self.identity, self.senders, self.seen_now
+            self.conn, self.account, self.identity, self.senders, self.seen_now
         )
         changed = {a for a in self.senders if self.before.get(a) != after.get(a)}
         if not changed:
             return []
         query = select(ThreadRow.thread_id, ThreadRow.counterparts).where(
-            ThreadRow.account == self.account.name,
+            ThreadRow.account == self.account,
             or_(
                 ThreadRow.awaiting.is_(True),
                 ThreadRow.state == ThreadState.ANSWERED_ELSEWHERE.value,
@@ -352,7 +360,7 @@ class _Elsewhere:
             for tid, counterparts in self.conn.execute(query)
             if tid not in self.redo and not changed.isdisjoint(counterparts.split())
         }
-        return _rows_of_threads(self.conn, self.account.name, waiting)
+        return _rows_of_threads(self.conn, self.account, waiting)
 
 
 def _sharing_participants(
@@ -361,71 +369,39 @@ def _sharing_participants(
     """The threads among ``thread_ids`` with a participant (as threading counts them)
     in ``people``."""
     found: set[str] = set()
-    for part in _chunks(sorted(thread_ids)):
+    for part in in_chunks(sorted(thread_ids)):
         query = select(
             MessageRow.thread_id, MessageRow.from_addr, MessageRow.to_addrs, MessageRow.cc_addrs
         ).where(MessageRow.account == account, MessageRow.thread_id.in_(part))
         for tid, from_addr, to_addrs, cc_addrs in conn.execute(query):
             if tid is None or tid in found:
                 continue
-            addrs = (from_addr, *to_addrs.split(), *cc_addrs.split())
-            if any(a in people and a not in identity.addresses for a in addrs if a):
+            if not people.isdisjoint(_participants(from_addr, to_addrs, cc_addrs, identity)):
                 found.add(tid)
     return found
 
 
-def _row_ids(rows: Iterable[Any]) -> set[str]:
-    ids: set[str] = set()
-    for r in rows:
-        ids.update(i for i in (r.message_id, r.in_reply_to) if i)
-        ids.update(_split(r.references))
-    return ids
-
-
-def _chunked_scalars(
-    conn: Connection, make: Callable[[list[str]], Any], values: list[str]
-) -> list[Any]:
-    out: list[Any] = []
-    for i in range(0, len(values), _IN_CHUNK):
-        out.extend(conn.scalars(make(values[i : i + _IN_CHUNK])))
-    return out
-
-
-_IN_CHUNK = 500
-
-
-def _threads_mentioning(db: Session, account: str, ids: set[str]) -> set[str]:
-    conn = db.connection()
-    found = _chunked_scalars(
-        conn,
-        lambda part: (
+def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[str]:
+    found: set[str] = set()
+    for part in in_chunks(sorted(ids)):
+        query = (
             select(MessageRow.thread_id)
             .distinct()
             .join(Mention, Mention.message_pk == MessageRow.id)
             .where(Mention.account == account, Mention.msgid.in_(part))
-        ),
-        sorted(ids),
-    )
-    return {t for t in found if t is not None}
+        )
+        found.update(t for t in conn.scalars(query) if t is not None)
+    return found
 
 
 def _rows_of_threads(conn: Connection, account: str, thread_ids: set[str]) -> list[Any]:
-    return list(
-        _chunked_rows(
-            conn,
-            lambda part: select(*_COLUMNS).where(
-                MessageRow.account == account, MessageRow.thread_id.in_(part)
-            ),
-            sorted(thread_ids),
+    rows: list[Any] = []
+    for part in in_chunks(sorted(thread_ids)):
+        query = select(*_COLUMNS).where(
+            MessageRow.account == account, MessageRow.thread_id.in_(part)
         )
-    )
-
-
-def _chunked_rows(
-    conn: Connection, make: Callable[[list[str]], Any], values: list[str]
-) -> Iterable[Any]:
-    for i in range(0, len(values), _IN_CHUNK):
-        yield from conn.execute(make(values[i : i + _IN_CHUNK]))
+        rows.extend(conn.execute(query))
+    return rows
 
 
 def _thread_inputs(rows: Iterable[Any], identity: Identity) -> list[ThreadInput]:
@@ -433,8 +409,6 @@ def _thread_inputs(rows: Iterable[Any], identity: Identity) -> list[ThreadInput]
 
 
 def _thread_input(r: Any, identity: Identity) -> ThreadInput:
-    to_addrs, cc_addrs = _split(r.to_addrs), _split(r.cc_addrs)
-    from_addr = intern(r.from_addr)
     return ThreadInput(
         key=r.id,
         message_id=r.message_id,
@@ -442,10 +416,16 @@ def _thread_input(r: Any, identity: Identity) -> ThreadInput:
         references=_split(r.references),  # interned: long threads repeat ids
         subject=intern(r.subject),
         date=r.date,
-        participants=frozenset(
-            a for a in (from_addr, *to_addrs, *cc_addrs) if a and a not in identity.addresses
-        ),
+        participants=_participants(r.from_addr, r.to_addrs, r.cc_addrs, identity),
     )
+
+
+def _participants(
+    from_addr: str, to_addrs: str, cc_addrs: str, identity: Identity
+) -> frozenset[str]:
+    """Who takes part in a message, as threading counts them: the owner's own excluded."""
+    addrs = (intern(from_addr), *_split(to_addrs), *_split(cc_addrs))
+    return frozenset(a for a in addrs if a and a not in identity.addresses)
 
 
 def _rethread(
@@ -483,9 +463,11 @@ def _rethread(
     del inputs
 
     conn = db.connection()
-    changed = [{"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t]
+    changed: list[dict[str, Any]] = [
+        {"rid": k, "tid": t} for k, t in assigned.items() if old_tid[k] != t
+    ]
     if rejudge is not None:
-        rejudge.prepare({k for k, t in assigned.items() if old_tid[k] != t})
+        rejudge.prepare({c["rid"] for c in changed})
     moved: dict[str, set[str]] = defaultdict(set)
     for key, tid in assigned.items():
         before = old_tid[key]
@@ -515,7 +497,7 @@ def _rethread(
     del msgs
     if as_they_stand:
         # Not re-threaded: their subject keys stay.
-        for part in _chunks(sorted(as_they_stand)):
+        for part in in_chunks(sorted(as_they_stand)):
             query = select(ThreadRow.thread_id, ThreadRow.subject_key).where(
                 ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
             )
@@ -535,12 +517,10 @@ def _rethread(
     if replaced is None:
         db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
     else:
-        gone = sorted(replaced | set(threads))
-        for i in range(0, len(gone), _IN_CHUNK):
+        for part in in_chunks(sorted(replaced | set(threads))):
             db.execute(
                 delete(ThreadRow).where(
-                    ThreadRow.account == account.name,
-                    ThreadRow.thread_id.in_(gone[i : i + _IN_CHUNK]),
+                    ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
                 )
             )
     if verdicts:
@@ -601,7 +581,7 @@ def _latest_contacts(
         func.coalesce(MessageRow.thread_id, "") != "",
         func.coalesce(MessageRow.date, MessageRow.date) <= visible_until,
     )
-    for part in _chunks(sorted(addrs)):
+    for part in in_chunks(sorted(addrs)):
         # Per address, its latest date, then the greatest thread id at that date.
         best = (
             select(MessageRow.from_addr.label("addr"), func.max(MessageRow.date).label("at"))
@@ -621,11 +601,6 @@ def _latest_contacts(
             if addr not in latest or latest[addr] < (when, tid):
                 latest[addr] = (when, tid)
     return latest
-
-
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(values), _IN_CHUNK):
-        yield values[i : i + _IN_CHUNK]
 
 
 _MENTION_BATCH = 20000

@@ -330,8 +330,9 @@ class _Planner:
         self.why, self.counterparts = why_and_addrs
         self.last_outgoing: datetime = facts.verdict.awaiting_since
         self.defaults = ctx.settings.defaults
+        assert ctx.now_utc is not None  # noqa: S101 - set with now
         self.now: datetime = ctx.now
-        self.now_utc: datetime = _utc(ctx.now)
+        self.now_utc: datetime = ctx.now_utc
         self.policy = policy
         self.stage = policy.name
         self.client = client

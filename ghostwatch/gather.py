@@ -25,7 +25,7 @@ from ghostwatch.facts import AutoReply, Invoice, StepRecord, ThreadFacts
 from ghostwatch.judgment import ThreadState, Verdict
 from ghostwatch.message import Direction
 from ghostwatch.policy import PolicySettings
-from ghostwatch.store import Folder, MessageRow, StepLog, ThreadRow, Tracking
+from ghostwatch.store import Folder, MessageRow, StepLog, ThreadRow, Tracking, in_chunks
 
 
 def name_of(db: Session, account: AccountSettings, facts: ThreadFacts) -> str:
@@ -98,7 +98,6 @@ _MAIL_COLUMNS = (
     MessageRow.bounced_addrs,
     MessageRow.auto_reply_text,
 )
-_IN_CHUNK = 500
 
 
 def _mails(db: Session, account: str, *conditions: ColumnElement[bool]) -> list[_Mail]:
@@ -129,11 +128,6 @@ def _mails(db: Session, account: str, *conditions: ColumnElement[bool]) -> list[
         ),
         key=lambda m: m.date,
     )
-
-
-def _chunks(values: Iterable[str]) -> list[list[str]]:
-    items = list(values)
-    return [items[i : i + _IN_CHUNK] for i in range(0, len(items), _IN_CHUNK)]
 
 
 def _folder_of(mails: list[_Mail]) -> str:
@@ -205,10 +199,11 @@ def gather(
     # Only the mail these threads' facts depend on, not the whole mailbox: their own
     # messages; every thread their counterparts answered in (reply latencies); what
     # their clients wrote from (learned aliases); notices naming their invoices.
-    counterparts = sorted({a for row in threads for a in verdict_of(row).counterparts})
+    verdicts = {row.thread_id: verdict_of(row) for row in threads}
+    counterparts = sorted({a for v in verdicts.values() for a in v.counterparts})
     clients = {
         c.name: c
-        for c in (policy.client_for(verdict_of(row).counterparts) for row in threads)
+        for c in (policy.client_for(v.counterparts) for v in verdicts.values())
         if c is not None
     }
     notices = policy.payment_notices
@@ -221,7 +216,7 @@ def gather(
     )
     answered_in = [
         tid
-        for part in _chunks(counterparts)
+        for part in in_chunks(counterparts)
         for tid in db.scalars(
             select(MessageRow.thread_id)
             .distinct()
@@ -236,10 +231,10 @@ def gather(
     ]
     conditions: list[ColumnElement[bool]] = [
         MessageRow.thread_id.in_(part)
-        for part in _chunks(sorted({row.thread_id for row in threads} | set(answered_in)))
+        for part in in_chunks(sorted(verdicts.keys() | set(answered_in)))
     ]
     for relevant in clients.values():
-        conditions += [MessageRow.from_addr.in_(part) for part in _chunks(relevant.addresses)]
+        conditions += [MessageRow.from_addr.in_(part) for part in in_chunks(relevant.addresses)]
         for domain in relevant.domains:
             conditions += [
                 MessageRow.from_addr.like(f"%@{domain}"),
@@ -248,10 +243,9 @@ def gather(
     if notices.senders:
         conditions += [MessageRow.subject.contains(n, autoescape=True) for n in invoices]
     mails = _mails(db, account.name, *conditions)
-    wanted = {row.thread_id for row in threads}
     by_thread: dict[str, list[_Mail]] = defaultdict(list)
     for m in mails:
-        if m.thread_id in wanted:
+        if m.thread_id in verdicts:
             by_thread[m.thread_id].append(m)
     latencies = reply_latencies(mails)
     late = _late_payers(db, account.name, tracking.values(), policy)
@@ -260,7 +254,7 @@ def gather(
 
     facts = []
     for row in threads:
-        verdict = verdict_of(row)
+        verdict = verdicts[row.thread_id]
         since = verdict.awaiting_since
         thread_mails = by_thread.get(row.thread_id, [])
         after = [m for m in thread_mails if since is not None and m.date >= since]

@@ -7,9 +7,10 @@ database to the latest revision before use.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -370,6 +371,19 @@ def head_revision() -> str | None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+_T = TypeVar("_T")
+
+#: Values per ``IN (...)`` list: well under every backend's bound-parameter limit.
+IN_CHUNK = 500
+
+
+def in_chunks(values: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
+    """``values`` in lists of at most ``size``, for ``IN (...)`` queries and deletes."""
+    items = list(values)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def open_store(url: str, *, migrate: bool = True) -> sessionmaker[Any]:

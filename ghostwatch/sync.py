@@ -25,7 +25,7 @@ from ghostwatch.config import AccountSettings
 from ghostwatch.errors import ServerUnreachableError
 from ghostwatch.imap import Fetched, FolderStatus, ImapSession
 from ghostwatch.message import FETCH_HEADERS, Direction, parse_headers
-from ghostwatch.store import Folder, MessageRow, ThreadRow
+from ghostwatch.store import Folder, MessageRow, ThreadRow, in_chunks
 from ghostwatch.threads import parse_msgid_list
 
 log = structlog.get_logger("ghostwatch.sync")
@@ -352,8 +352,8 @@ class Syncer:
             else:
                 claimed.add(new_uid)
                 moves.append({"rid": row_id, "new_uid": new_uid})
-        for i in range(0, len(gone), 500):
-            db.execute(delete(table).where(table.c.id.in_(gone[i : i + 500])))
+        for part in in_chunks(gone):
+            db.execute(delete(table).where(table.c.id.in_(part)))
         if moves:
             db.execute(
                 update(table)
