@@ -1011,7 +1011,7 @@ def child_phases(cfg: Path, now: datetime, profile: Path | None) -> None:
     timers.seconds.clear()
     timers.calls.clear()
     t = time.perf_counter()
-    verdicts = analyze_account(sessions, account, now)
+    analysis = analyze_account(sessions, account, now)
     out["analyze_s"] = time.perf_counter() - t
     if profiler:
         profiler.disable()
@@ -1036,7 +1036,7 @@ def child_phases(cfg: Path, now: datetime, profile: Path | None) -> None:
             .where(MessageRow.bounced_message_id.is_not(None))
         )
         out["threads"] = db.scalar(select(func.count()).select_from(ThreadRow))
-    out["awaiting"] = sum(1 for v in verdicts.values() if v.awaiting)
+    out["awaiting"] = analysis.awaiting
     out["peak_rss_mb_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(out, default=str))
 

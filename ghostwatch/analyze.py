@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 from sys import intern
 from typing import Any, cast
 
@@ -29,7 +33,14 @@ from ghostwatch.config import AccountSettings
 from ghostwatch.judgment import Identity, Msg, ThreadState, Verdict, judge_all
 from ghostwatch.message import Direction
 from ghostwatch.store import Mention, MessageRow, StepLog, ThreadRow, Tracking, in_chunks
-from ghostwatch.threads import ThreadInput, mentioned_ids, thread_messages_keyed
+from ghostwatch.threads import (
+    StreamThreader,
+    ThreadInput,
+    ids_named,
+    mentioned_ids,
+    thread_messages_keyed,
+    to_micros,
+)
 
 log = structlog.get_logger("ghostwatch.analyze")
 
@@ -66,6 +77,15 @@ _COLUMNS = (
 
 def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) -> None:
     """Gmail's X-GM-THRID is authoritative where present: merge threads it joins."""
+    rename = _gmail_renames(gm_thrids, assigned)
+    if rename:
+        for key, original in assigned.items():
+            assigned[key] = _renamed(rename, original)
+
+
+def _gmail_renames(gm_thrids: dict[int, int], assigned: Mapping[int, str]) -> dict[str, str]:
+    """The thread renames that join the threads sharing an X-GM-THRID (follow chains
+    with :func:`_renamed`)."""
     by_thrid: dict[int, list[int]] = defaultdict(list)
     for key, thrid in gm_thrids.items():
         by_thrid[thrid].append(key)
@@ -74,12 +94,13 @@ def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) ->
         tids = sorted({assigned[k] for k in keys})
         for tid in tids[1:]:
             rename[tid] = tids[0]
-    if rename:
-        for key, original in assigned.items():
-            tid = original
-            while tid in rename:
-                tid = rename[tid]
-            assigned[key] = tid
+    return rename
+
+
+def _renamed(rename: dict[str, str], tid: str) -> str:
+    while tid in rename:
+        tid = rename[tid]
+    return tid
 
 
 # A message in the mailbox has arrived, whatever its Date header says: a client whose
@@ -150,28 +171,258 @@ def carry_over(db: Session, account: str, moved: dict[str, set[str]], live: set[
     db.flush()
 
 
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What a full analysis stored: how many threads, how many awaiting a reply."""
+
+    threads: int
+    awaiting: int
+
+
 def analyze_account(
     sessions: sessionmaker[Session],
     account: AccountSettings,
     now: datetime,
     *,
     clock_skew: timedelta = CLOCK_SKEW,
-) -> dict[str, Verdict]:
+) -> Analysis:
     """Thread every stored message of ``account``, judge every thread, store verdicts.
 
-    Works on plain rows and Core statements: the ORM's per-object bookkeeping costs
-    more than the threading itself on a mailbox of tens of thousands of messages.
-    Returns the verdict of every thread. :func:`analyze_changes` does the same work
-    for only what new mail can affect.
+    Memory stays bounded whatever the size of the mailbox: threading keeps a few
+    integers per message (:class:`~ghostwatch.threads.StreamThreader`, with the ids
+    numbered by the database), and threads are judged a batch at a time as they are
+    read back. Works on plain rows and Core statements: the ORM's per-object
+    bookkeeping costs more than the threading itself. :func:`analyze_changes` does
+    the same work for only what new mail can affect.
     """
     with sessions() as db:
-        query = select(*_COLUMNS).where(MessageRow.account == account.name)
-        # On the Core connection rows stream from the cursor (an ORM execute would
-        # fetch them all first; its yield_per streams too but costs more time).
-        result = db.connection().execute(query.execution_options(stream_results=True))
-        verdicts = _rethread(db, account, result, now + clock_skew, now, replaced=None)
+        analysis = _analyze_whole(db, account, now + clock_skew, now)
         db.commit()
-    return verdicts
+    return analysis
+
+
+def _analyze_whole(
+    db: Session, account: AccountSettings, visible_until: datetime, now: datetime
+) -> Analysis:
+    name, identity = account.name, identity_of(account)
+    conn = db.connection()
+    ids = _index_mentions(conn, name)
+    threader = StreamThreader(ids)
+    old_names: dict[str, int] = {}
+    old = array("q")  # per message: its thread before, as a number in old_names
+    gm_thrids: dict[int, int] = {}  # message key -> X-GM-THRID, Gmail only
+    rank = func.dense_rank().over(order_by=Mention.msgid)
+    numbered = conn.execute(
+        select(Mention.message_pk, Mention.msgid, rank)
+        .join(MessageRow, MessageRow.id == Mention.message_pk)
+        .where(Mention.account == name)
+        .order_by(MessageRow.date, MessageRow.id)
+        .execution_options(stream_results=True)
+    )
+    messages = conn.execute(
+        select(
+            MessageRow.id,
+            MessageRow.date,
+            MessageRow.message_id,
+            MessageRow.in_reply_to,
+            MessageRow.references,
+            MessageRow.thread_id,
+            MessageRow.gm_thrid,
+        )
+        .where(MessageRow.account == name)
+        .order_by(MessageRow.date, MessageRow.id)
+        .execution_options(stream_results=True)
+    )
+    # Both come in the same order: each message's numbered ids follow one another.
+    pending = next(numbered, None)
+    for r in messages:
+        number: dict[str, int] = {}
+        while pending is not None and pending[0] == r.id:
+            number[pending[1]] = pending[2] - 1
+            pending = next(numbered, None)
+        own = r.message_id.strip() if r.message_id else ""
+        threader.add(
+            r.id,
+            to_micros(r.date),
+            number[own] if own else None,
+            number[r.in_reply_to] if r.in_reply_to else None,
+            [number[ref] for ref in r.references.split()],
+        )
+        old.append(-1 if r.thread_id is None else old_names.setdefault(r.thread_id, len(old_names)))
+        if r.gm_thrid is not None:
+            gm_thrids[r.id] = r.gm_thrid
+    if pending is not None:
+        raise RuntimeError(f"account {name}: mentions of message {pending[0]} out of order")
+
+    heads = threader.head_keys()
+    for part in in_chunks(range(len(heads))):
+        query = select(MessageRow.id, MessageRow.subject).where(
+            MessageRow.id.in_([heads[j] for j in part])
+        )
+        subjects: dict[int, str] = {key: subject for key, subject in conn.execute(query)}
+        for j in part:
+            threader.set_subject(j, subjects[heads[j]])
+    del heads
+    distinct = conn.execute(
+        select(Mention.msgid)
+        .distinct()
+        .where(Mention.account == name)
+        .order_by(Mention.msgid)
+        .execution_options(stream_results=True)
+    )
+    for n, (msgid,) in enumerate(distinct):  # numbered as dense_rank numbers them
+        if threader.needs_name(n):
+            threader.set_name(n, msgid)
+    people: dict[int, frozenset[str]] = {}
+    for part in in_chunks(threader.fallback_keys()):
+        query = select(
+            MessageRow.id, MessageRow.from_addr, MessageRow.to_addrs, MessageRow.cc_addrs
+        ).where(MessageRow.id.in_(part))
+        for key, from_addr, to_addrs, cc_addrs in conn.execute(query):
+            people[key] = _participants(from_addr, to_addrs, cc_addrs, identity)
+    threader.set_participants(people)
+    del people
+
+    rename: dict[str, str] = {}
+    if gm_thrids:
+        assigned = {k: t for k, t in threader.assignments() if k in gm_thrids}
+        rename = _gmail_renames(gm_thrids, assigned)
+        del assigned
+    subject_keys = threader.subject_keys()
+    names_before = list(old_names)
+    del old_names
+    moved: dict[str, set[str]] = defaultdict(set)
+    live: set[str] = set()
+    table = cast(Table, MessageRow.__table__)
+    update_thread = (
+        update(table).where(table.c.id == bindparam("rid")).values(thread_id=bindparam("tid"))
+    )
+    changed: list[dict[str, Any]] = []
+    for position, (key, threaded) in enumerate(threader.assignments()):
+        tid = _renamed(rename, threaded)
+        live.add(tid)
+        before = old[position]
+        if before < 0 or names_before[before] != tid:
+            changed.append({"rid": key, "tid": tid})
+            if before >= 0:
+                moved[names_before[before]].add(tid)
+            if len(changed) >= _UPDATE_BATCH:
+                conn.execute(update_thread, changed)
+                changed = []
+    if changed:
+        conn.execute(update_thread, changed)
+    del threader, old, names_before, changed
+    if moved:
+        carry_over(db, name, moved, live)
+    del live, moved
+    db.execute(delete(ThreadRow).where(ThreadRow.account == name))
+    return _judge_stored(conn, account, identity, subject_keys, (visible_until, now))
+
+
+_UPDATE_BATCH = 20_000
+_JUDGE_BATCH = 2_000
+
+
+def _judge_stored(
+    conn: Connection,
+    account: AccountSettings,
+    identity: Identity,
+    subject_keys: Mapping[str, str | None],
+    when: tuple[datetime, datetime],
+) -> Analysis:
+    """Judge every thread of the account as stored, a batch of threads at a time, and
+    store the verdicts. Who wrote last in the whole account comes from the store.
+    ``when``: (visible until, now)."""
+    name = account.name
+    visible_until, now = when
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(MessageRow.account == name)
+        .order_by(MessageRow.thread_id, MessageRow.id)  # in store order within a thread
+        .execution_options(stream_results=True)
+    )
+
+    def contacts(addrs: set[str]) -> dict[str, tuple[datetime, str]]:
+        return _latest_contacts(conn, name, identity, addrs, visible_until)
+
+    threads = awaiting = 0
+
+    def judge(batch: dict[str, list[Msg]]) -> None:
+        nonlocal threads, awaiting
+        verdicts = judge_all(batch, identity, visible_until, contacts=contacts)
+        _insert_verdicts(conn, name, verdicts, now, subject_keys)
+        threads += len(verdicts)
+        awaiting += sum(1 for v in verdicts.values() if v.awaiting)
+
+    batch: dict[str, list[Msg]] = {}
+    for tid, group in groupby(rows, key=attrgetter("thread_id")):
+        batch[tid] = [_msg(r, identity) for r in group]
+        if len(batch) >= _JUDGE_BATCH:
+            judge(batch)
+            batch = {}
+    judge(batch)
+    log.debug("account_judged", account=name, threads=threads, awaiting=awaiting)
+    return Analysis(threads=threads, awaiting=awaiting)
+
+
+def _insert_verdicts(
+    conn: Connection,
+    account: str,
+    verdicts: Mapping[str, Verdict],
+    now: datetime,
+    subject_keys: Mapping[str, str | None],
+) -> None:
+    if not verdicts:
+        return
+    conn.execute(
+        insert(cast(Table, ThreadRow.__table__)),
+        [
+            {
+                "account": account,
+                "thread_id": tid,
+                "subject": v.subject,
+                "state": v.state.value,
+                "awaiting": v.awaiting,
+                "awaiting_since": v.awaiting_since,
+                "counterpart": v.counterpart,
+                "last_outgoing_message_id": v.last_outgoing_message_id,
+                "last_activity": v.last_activity,
+                "message_count": v.message_count,
+                "notes": "\n".join(v.notes),
+                "updated_at": now,
+                "counterparts": " ".join(v.counterparts),
+                "first_unanswered_at": v.first_unanswered_at,
+                "subject_key": subject_keys.get(tid),
+            }
+            for tid, v in verdicts.items()
+        ],
+    )
+
+
+def _index_mentions(conn: Connection, account: str) -> int:
+    """Rebuild the account's index of the ids each message names; how many distinct."""
+    table = cast(Table, Mention.__table__)
+    conn.execute(delete(table).where(table.c.account == account))
+    rows = conn.execute(
+        select(MessageRow.id, MessageRow.message_id, MessageRow.in_reply_to, MessageRow.references)
+        .where(MessageRow.account == account)
+        .execution_options(stream_results=True)
+    )
+    batch: list[dict[str, Any]] = []
+    for key, message_id, in_reply_to, references in rows:
+        batch.extend(
+            {"message_pk": key, "msgid": i, "account": account}
+            for i in ids_named(message_id, in_reply_to, references.split())
+        )
+        if len(batch) >= _MENTION_BATCH:
+            conn.execute(insert(table), batch)
+            batch = []
+    if batch:
+        conn.execute(insert(table), batch)
+    count = conn.scalar(
+        select(func.count(func.distinct(Mention.msgid))).where(Mention.account == account)
+    )
+    return int(count or 0)
 
 
 #: Beyond this many new messages, analyze_changes re-threads the whole account: the
@@ -211,7 +462,7 @@ def analyze_changes(
         gmail = any(r.gm_thrid is not None for r in new)
         if len(new) > INCREMENTAL_LIMIT or gmail or indexed is None:
             db.rollback()
-            return len(analyze_account(sessions, account, now, clock_skew=clock_skew))
+            return analyze_account(sessions, account, now, clock_skew=clock_skew).threads
         new_inputs = _thread_inputs(new, identity)
         ids = {i for item in new_inputs for i in mentioned_ids(item)}
         touched = _threads_mentioning(conn, account.name, ids)
@@ -435,13 +686,13 @@ def _rethread(
     visible_until: datetime,
     now: datetime,
     *,
-    replaced: set[str] | None,
+    replaced: set[str],
     rejudge: _Elsewhere | None = None,
 ) -> dict[str, Verdict]:
     """Thread ``rows`` (whole threads only), store their thread ids, mentions and
-    verdicts. ``replaced``: the stored threads these rows were in (None: every thread
-    of the account is being replaced; otherwise who last wrote is looked up in the
-    store). ``rejudge``: which other stored threads to judge again, as they stand."""
+    verdicts. ``replaced``: the stored threads these rows were in; who last wrote in
+    the account is looked up in the store. ``rejudge``: which other stored threads to
+    judge again, as they stand."""
     identity = identity_of(account)
     # One pass over the rows builds both views; the rows themselves are then dropped,
     # which keeps the peak memory of a big first sync down. The strings that repeat
@@ -459,7 +710,7 @@ def _rethread(
             gm_thrids[r.id] = r.gm_thrid
     assigned, subject_keys = thread_messages_keyed(inputs)
     _unite_gmail_threads(gm_thrids, assigned)
-    _store_mentions(db, account.name, inputs, old_tid, everything=replaced is None)
+    _store_mentions(db, account.name, inputs, old_tid)
     del inputs
 
     conn = db.connection()
@@ -502,53 +753,22 @@ def _rethread(
                 ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
             )
             subject_keys.update((tid, key) for tid, key in conn.execute(query))
-    if replaced is None:
-        verdicts = judge_all(threads, identity, visible_until)
-    else:
-        verdicts = judge_all(
-            threads,
-            identity,
-            visible_until,
-            contacts=lambda addrs: _latest_contacts(
-                conn, account.name, identity, addrs, visible_until
-            ),
-        )
-
-    if replaced is None:
-        db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
-    else:
-        for part in in_chunks(sorted(replaced | set(threads))):
-            db.execute(
-                delete(ThreadRow).where(
-                    ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
-                )
+    conn = db.connection()
+    verdicts = judge_all(
+        threads,
+        identity,
+        visible_until,
+        contacts=lambda addrs: _latest_contacts(conn, account.name, identity, addrs, visible_until),
+    )
+    for part in in_chunks(sorted(replaced | set(threads))):
+        db.execute(
+            delete(ThreadRow).where(
+                ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
             )
-    if verdicts:
-        conn.execute(
-            insert(cast(Table, ThreadRow.__table__)),
-            [
-                {
-                    "account": account.name,
-                    "thread_id": tid,
-                    "subject": v.subject,
-                    "state": v.state.value,
-                    "awaiting": v.awaiting,
-                    "awaiting_since": v.awaiting_since,
-                    "counterpart": v.counterpart,
-                    "last_outgoing_message_id": v.last_outgoing_message_id,
-                    "last_activity": v.last_activity,
-                    "message_count": v.message_count,
-                    "notes": "\n".join(v.notes),
-                    "updated_at": now,
-                    "counterparts": " ".join(v.counterparts),
-                    "first_unanswered_at": v.first_unanswered_at,
-                    "subject_key": subject_keys.get(tid),
-                }
-                for tid, v in verdicts.items()
-            ],
         )
+    _insert_verdicts(conn, account.name, verdicts, now, subject_keys)
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
-    log.debug("account_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
+    log.debug("threads_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
     return verdicts
 
 
@@ -607,22 +827,14 @@ _MENTION_BATCH = 20000
 
 
 def _store_mentions(
-    db: Session,
-    account: str,
-    inputs: list[ThreadInput],
-    old_tid: dict[int, str | None],
-    *,
-    everything: bool,
+    db: Session, account: str, inputs: list[ThreadInput], old_tid: dict[int, str | None]
 ) -> None:
-    """Index the ids each message names; once per message (those not threaded before),
-    or all of them afresh when the whole account is re-threaded."""
+    """Index the ids each message names, once per message (those not threaded before)."""
     conn = db.connection()
     table = cast(Table, Mention.__table__)
-    if everything:
-        conn.execute(delete(table).where(table.c.account == account))
     batch: list[dict[str, Any]] = []
     for item in inputs:
-        if not everything and old_tid[item.key] is not None:
+        if old_tid[item.key] is not None:
             continue
         batch.extend(
             {"message_pk": item.key, "msgid": i, "account": account} for i in mentioned_ids(item)

@@ -27,20 +27,24 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from operator import attrgetter
 
 __all__ = [
+    "StreamThreader",
     "ThreadInput",
+    "ids_named",
     "mentioned_ids",
     "normalize_subject",
     "parse_msgid_list",
     "subject_key",
     "thread_messages",
     "thread_messages_keyed",
+    "to_micros",
 ]
 
 
@@ -366,7 +370,7 @@ def thread_messages_keyed(
     components = _components(items, _build_graph(items))
     result: dict[int, str] = {}
     keys: dict[str, str | None] = {}
-    for group in _subject_groups(items, components, subject_window):
+    for group in _subject_groups(lambda i: items[i].date, components, subject_window):
         lead = min(group, key=lambda comp: (comp.date, comp.thread_id))
         keys[lead.thread_id] = subject_key(lead.subject)
         for comp in group:
@@ -390,8 +394,15 @@ def mentioned_ids(message: ThreadInput) -> tuple[str, ...]:
     Two messages are in one thread whenever they are linked through such ids, so a new
     message can only change the threads that mention one of its ids.
     """
-    ids = (message.message_id, message.in_reply_to, *message.references)
-    return tuple(dict.fromkeys(i for i in ids if i))
+    return ids_named(message.message_id, message.in_reply_to, message.references)
+
+
+def ids_named(
+    message_id: str | None, in_reply_to: str | None, references: Iterable[str]
+) -> tuple[str, ...]:
+    """:func:`mentioned_ids` from the header values themselves."""
+    own = message_id.strip() if message_id else None
+    return tuple(dict.fromkeys(i for i in (own, in_reply_to, *references) if i))
 
 
 def _components(items: list[ThreadInput], graph: _Graph) -> list[_Component]:
@@ -445,9 +456,10 @@ def _components(items: list[ThreadInput], graph: _Graph) -> list[_Component]:
 
 
 def _subject_groups(
-    items: list[ThreadInput], components: list[_Component], window: timedelta
+    date_of: Callable[[int], datetime], components: list[_Component], window: timedelta
 ) -> list[list[_Component]]:
-    """Apply the subject fallback; return groups of components that form one thread each."""
+    """Apply the subject fallback; return groups of components that form one thread each.
+    ``date_of`` gives the date of an item of a component."""
     n = len(components)
     parent = list(range(n))
     size = [1] * n
@@ -465,7 +477,7 @@ def _subject_groups(
         # only scans threads whose root had one, so a flood of identical plain subjects
         # (alerts, receipts) costs a bisection each instead of a scan of the whole window.
         everything = _Timeline.of(
-            (items[i].date, components[ci].thread_id, ci)
+            (date_of(i), components[ci].thread_id, ci)
             for ci in members
             for i in components[ci].items
         )
@@ -523,3 +535,321 @@ def _pick_target(
         if eligible(entries[k][2]):
             return entries[k][2]
     return None
+
+
+# --- Threading a mailbox too big to hold ---------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(when: datetime) -> int:
+    """An aware datetime as whole microseconds since the epoch (exact, unlike timestamp())."""
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+class StreamThreader:
+    """:func:`thread_messages_keyed` for a mailbox too big to hold in memory at once.
+
+    Messages are added oldest first (by date, then key) with their Message-IDs already
+    numbered by the caller, ``0 .. ids - 1`` (equal ids, equal numbers); a message
+    without a Message-ID gives None. Per message and per id only a few integers are
+    kept: no strings, no sets. What the result needs beyond the reference graph is
+    then asked of the caller, for a small part of the mailbox only, in this order:
+
+    1. :meth:`head_keys`: the message whose subject names each reference-connected
+       component; answer with :meth:`set_subject` for each.
+    2. :meth:`needs_name`: whether an id number names a thread; answer with
+       :meth:`set_name` for each that does.
+    3. :meth:`fallback_keys`: the messages of the components the subject fallback could
+       join; answer with :meth:`set_participants`.
+
+    Then :meth:`assignments` and :meth:`subject_keys` give what thread_messages_keyed
+    gives for the same messages (the tests hold the two to each other).
+    """
+
+    def __init__(self, ids: int, *, subject_window: timedelta = timedelta(days=90)) -> None:
+        if ids < 0:
+            raise ValueError("ids must be >= 0")
+        self._ids = ids
+        self._window = subject_window
+        self._keys = array("q")
+        self._when = array("q")  # microseconds since the epoch
+        self._own = array("q")  # message -> its container
+        self._linked = bytearray()  # message -> has an effective In-Reply-To/References link
+        # Containers: the ids, then one for each message without a Message-ID.
+        self._tree = array("q", range(ids))  # union-find over accepted parent links
+        self._tree_size = array("q", [1]) * ids
+        self._comp = array("q", range(ids))  # union-find over every link
+        self._comp_size = array("q", [1]) * ids
+        self._has_parent = bytearray(ids)
+        self._anonymous: dict[int, int] = {}  # container -> key of its id-less message
+        # Filled by the later steps.
+        self._item_comp = array("q")
+        self._heads = array("q")  # component -> the message naming it
+        self._roots = array("q")  # component -> its root container
+        self._orphan = bytearray()
+        self._had_prefix = bytearray()
+        self._subject_keys: list[str | None] = []
+        self._names: dict[int, str] = {}  # root container -> thread id
+        self._needs_name = bytearray()
+        self._participants: dict[int, frozenset[str]] = {}
+        self._candidates: set[int] = set()
+        self._leads: list[int] = []
+        self._thread_of: list[str] = []
+        self._state = "adding"
+
+    # 0. The reference graph.
+
+    def add(
+        self,
+        key: int,
+        when: int,
+        own: int | None,
+        in_reply_to: int | None,
+        references: Iterable[int],
+    ) -> None:
+        """One message: its key, date (:func:`to_micros`), and the numbers of its own
+        Message-ID, In-Reply-To and References (oldest first)."""
+        self._expect("adding")
+        keys, whens = self._keys, self._when
+        if keys and (when, key) <= (whens[-1], keys[-1]):
+            raise ValueError(f"message key={key}: messages must come oldest first, then by key")
+        if own is None:
+            own = len(self._tree)
+            self._anonymous[own] = key
+            self._tree.append(own)
+            self._tree_size.append(1)
+            self._comp.append(own)
+            self._comp_size.append(1)
+            self._has_parent.append(0)
+        elif not 0 <= own < self._ids:
+            raise ValueError(f"message key={key}: id number {own} out of range")
+        parents = [r for r in references if r != own]
+        irt = in_reply_to
+        if irt is not None and irt != own and (not parents or parents[-1] != irt):
+            parents.append(irt)
+        for ref in parents:
+            if not 0 <= ref < self._ids:
+                raise ValueError(f"message key={key}: id number {ref} out of range")
+        keys.append(key)
+        whens.append(when)
+        self._own.append(own)
+        self._linked.append(1 if parents else 0)
+        prev = -1
+        for ref in parents:
+            if prev >= 0 and prev != ref:
+                self._link(prev, ref)
+            prev = ref
+        if prev >= 0:
+            self._link(prev, own)
+
+    def _link(self, parent: int, child: int) -> None:
+        """JWZ step 1 for one (parent, child) pair, as :func:`_build_graph` does it."""
+        comp, comp_size = self._comp, self._comp_size
+        rp, rc = _find_a(comp, parent), _find_a(comp, child)
+        if rp != rc:
+            if comp_size[rp] < comp_size[rc]:
+                rp, rc = rc, rp
+            comp[rc] = rp
+            comp_size[rp] += comp_size[rc]
+        if self._has_parent[child]:
+            return  # first parent wins; messages come oldest first
+        tree, tree_size = self._tree, self._tree_size
+        tp, tc = _find_a(tree, parent), _find_a(tree, child)
+        if tp == tc:
+            return  # the link would close a loop
+        self._has_parent[child] = 1
+        if tree_size[tp] < tree_size[tc]:
+            tp, tc = tc, tp
+        tree[tc] = tp
+        tree_size[tp] += tree_size[tc]
+
+    def _components(self) -> None:
+        """Split the messages into reference-connected components, each named by the root
+        of the JWZ tree holding its earliest message (as :func:`_components` does)."""
+        tree, comp, own, linked = self._tree, self._comp, self._own, self._linked
+        containers = len(tree)
+        first_item = array("q", [-1]) * containers
+        any_linked = bytearray(containers)
+        for i, c in enumerate(own):
+            if first_item[c] < 0:
+                first_item[c] = i
+            if linked[i]:
+                any_linked[c] = 1
+        root_of = array("q", [-1]) * containers
+        for c in range(containers):
+            if not self._has_parent[c]:
+                root_of[_find_a(tree, c)] = c
+        index = array("q", [-1]) * containers  # component representative -> component
+        item_comp, heads, roots, orphan = self._item_comp, self._heads, self._roots, self._orphan
+        for i, c in enumerate(own):
+            rep = _find_a(comp, c)
+            j = index[rep]
+            if j < 0:
+                # The component's earliest message: its tree has no earlier one, so that
+                # tree's root is the component's (the rank _components gives it).
+                j = index[rep] = len(roots)
+                root = root_of[_find_a(tree, c)]
+                real_root = first_item[root] >= 0
+                heads.append(first_item[root] if real_root else i)
+                roots.append(root)
+                orphan.append(1 if real_root and not any_linked[root] else 0)
+            item_comp.append(j)
+        self._needs_name = bytearray(containers)
+        for root in roots:
+            self._needs_name[root] = 1
+        for c, key in self._anonymous.items():
+            if self._needs_name[c]:
+                self._names[c] = _thread_id(_synthetic_id(key))
+        # The graph is no longer needed.
+        self._tree = self._tree_size = self._comp = self._comp_size = array("q")
+        self._has_parent = bytearray()
+        self._own = array("q")
+        self._subject_keys = [None] * len(roots)
+        self._had_prefix = bytearray(len(roots))
+        self._state = "subjects"
+
+    # 1. Subjects.
+
+    def head_keys(self) -> list[int]:
+        """Per component (in order), the key of the message whose subject names it."""
+        if self._state == "adding":
+            self._components()
+        self._expect("subjects")
+        return [self._keys[i] for i in self._heads]
+
+    def set_subject(self, component: int, subject: str) -> None:
+        """The (decoded) subject of ``head_keys()[component]``."""
+        self._expect("subjects")
+        normalized, had_reply = _strip_subject(subject)
+        self._had_prefix[component] = 1 if had_reply else 0
+        self._subject_keys[component] = subject_key(normalized)
+
+    # 2. Names.
+
+    def needs_name(self, number: int) -> bool:
+        """Whether the Message-ID numbered ``number`` names a thread."""
+        if self._state == "subjects":
+            self._state = "names"
+        self._expect("names")
+        return number < len(self._needs_name) and self._needs_name[number] == 1
+
+    def set_name(self, number: int, message_id: str) -> None:
+        self._expect("names")
+        self._names[number] = _thread_id(message_id)
+
+    # 3. The subject fallback.
+
+    def fallback_keys(self) -> list[int]:
+        """Keys of the messages whose participants the subject fallback needs: those of
+        components sharing a subject with another, where one of them is an orphan."""
+        if self._state in ("subjects", "names"):
+            self._state = "fallback"
+        self._expect("fallback")
+        missing = [j for j, root in enumerate(self._roots) if root not in self._names]
+        if missing:
+            raise ValueError(f"{len(missing)} thread roots were given no Message-ID")
+        self._candidates = self._fallback_candidates()
+        return [self._keys[i] for i, j in enumerate(self._item_comp) if j in self._candidates]
+
+    def _fallback_candidates(self) -> set[int]:
+        keys = self._subject_keys
+        order = sorted(
+            (j for j, k in enumerate(keys) if k is not None), key=lambda j: keys[j] or ""
+        )
+        candidates: set[int] = set()
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and keys[order[end]] == keys[order[start]]:
+                end += 1
+            run = order[start:end]
+            if len(run) > 1 and any(self._orphan[j] for j in run):
+                candidates.update(run)
+            start = end
+        return candidates
+
+    def set_participants(self, participants: dict[int, frozenset[str]]) -> None:
+        """Per key of :meth:`fallback_keys`, its participants as threading counts them."""
+        self._expect("fallback")
+        self._participants = participants
+
+    # The result.
+
+    def assignments(self) -> Iterator[tuple[int, str]]:
+        """(key, thread id) of every message, oldest first."""
+        thread_of = self._threads()
+        for key, j in zip(self._keys, self._item_comp, strict=True):
+            yield key, thread_of[j]
+
+    def subject_keys(self) -> dict[str, str | None]:
+        """Per thread id, its subject key (as :func:`thread_messages_keyed` gives it)."""
+        thread_of = self._threads()
+        return {thread_of[j]: self._subject_keys[j] for j in self._leads}
+
+    def _threads(self) -> list[str]:
+        if self._state == "done":
+            return self._thread_of
+        if self._state != "fallback":
+            self.fallback_keys()
+        names, roots = self._names, self._roots
+        thread_of = [names[root] for root in roots]
+        leads = set(range(len(roots))) - self._candidates
+        groups = self._fallback_groups(thread_of) if self._candidates else []
+        for group in groups:
+            lead = min(group, key=lambda j: (self._when[self._heads[j]], thread_of[j]))
+            leads.add(lead)
+            for j in group:
+                thread_of[j] = thread_of[lead]
+        self._leads = sorted(leads)
+        self._thread_of = thread_of
+        self._participants = {}
+        self._state = "done"
+        return thread_of
+
+    def _fallback_groups(self, thread_of: list[str]) -> list[list[int]]:
+        """Run the subject fallback of :func:`thread_messages_keyed` over the candidates."""
+        members: dict[int, list[int]] = {j: [] for j in self._candidates}
+        for i, j in enumerate(self._item_comp):
+            if j in members:
+                members[j].append(i)
+        people = self._participants
+        components: list[_Component] = []
+        numbers: list[int] = []
+        for j, items in members.items():
+            key = self._subject_keys[j]
+            assert key is not None  # noqa: S101 - candidates have subject keys
+            components.append(
+                _Component(
+                    items=tuple(items),
+                    thread_id=thread_of[j],
+                    date=_from_micros(self._when[self._heads[j]]),
+                    # Equal keys are equal subjects, and a key is never generic.
+                    subject=key,
+                    had_reply_prefix=self._had_prefix[j] == 1,
+                    orphan=self._orphan[j] == 1,
+                    participants=frozenset(
+                        chain.from_iterable(people.get(self._keys[i], ()) for i in items)
+                    ),
+                )
+            )
+            numbers.append(j)
+        position = {id(comp): j for comp, j in zip(components, numbers, strict=True)}
+        groups = _subject_groups(lambda i: _from_micros(self._when[i]), components, self._window)
+        return [[position[id(comp)] for comp in group] for group in groups]
+
+    def _expect(self, state: str) -> None:
+        if self._state != state:
+            raise RuntimeError(f"StreamThreader: {state} step called during {self._state}")
+
+
+def _find_a(parent: array[int], x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving
+        x = parent[x]
+    return x

@@ -94,10 +94,10 @@ def test_the_sample_mailbox_is_judged_the_same_on_both_backends(
 ) -> None:
     assert ingest(SAMPLE, DEMO_ACCOUNT, sessions, DEMO_NOW) == 40
     assert ingest(SAMPLE, DEMO_ACCOUNT, sessions, DEMO_NOW) == 0  # re-ingest adds nothing
-    verdicts = analyze_account(sessions, DEMO_ACCOUNT, DEMO_NOW)
+    analysis = analyze_account(sessions, DEMO_ACCOUNT, DEMO_NOW)
     with sessions() as db:
         awaiting = sorted(db.scalars(select(ThreadRow.counterpart).where(ThreadRow.awaiting)))
-    assert len(verdicts) == 19
+    assert analysis.threads == 19
     assert awaiting == [
         "amministrazione@verdi-costruzioni.example",
         "luca.ferri@ferri-arredamenti.example",

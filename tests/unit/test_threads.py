@@ -11,10 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghostwatch.threads import (
+    StreamThreader,
     ThreadInput,
+    mentioned_ids,
     normalize_subject,
     parse_msgid_list,
     thread_messages,
+    thread_messages_keyed,
+    to_micros,
 )
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -610,3 +614,98 @@ def test_hundred_thousand_messages_thread_correctly() -> None:
     for m, conv in zip(messages, truth, strict=True):
         assert thread_of.setdefault(conv, result[m.key]) == result[m.key]
     assert len(set(thread_of.values())) == len(thread_of)
+
+
+# --- StreamThreader, for mailboxes too big to hold: the same result ------------------------
+
+
+def stream_thread(
+    messages: list[ThreadInput],
+) -> tuple[dict[int, str], dict[str, str | None]]:
+    """Drive a StreamThreader the way the store does: ids numbered in sorted order,
+    messages oldest first, then each question answered from the messages."""
+    numbers = {
+        ident: n for n, ident in enumerate(sorted({i for m in messages for i in mentioned_ids(m)}))
+    }
+    ordered = sorted(messages, key=lambda m: (to_micros(m.date), m.key))
+    threader = StreamThreader(len(numbers))
+    for m in ordered:
+        own = m.message_id.strip() if m.message_id else ""
+        threader.add(
+            m.key,
+            to_micros(m.date),
+            numbers[own] if own else None,
+            numbers[m.in_reply_to] if m.in_reply_to else None,
+            [numbers[r] for r in m.references if r],
+        )
+    by_key = {m.key: m for m in messages}
+    for component, key in enumerate(threader.head_keys()):
+        threader.set_subject(component, by_key[key].subject)
+    for ident, n in numbers.items():  # in number order, as the store streams them
+        if threader.needs_name(n):
+            threader.set_name(n, ident)
+    wanted = threader.fallback_keys()
+    threader.set_participants({k: by_key[k].participants for k in wanted})
+    return dict(threader.assignments()), threader.subject_keys()
+
+
+@settings(max_examples=500)
+@given(small_mailboxes())
+def test_the_stream_threader_gives_what_the_in_memory_threader_gives(
+    messages: list[ThreadInput],
+) -> None:
+    assert stream_thread(messages) == thread_messages_keyed(messages)
+
+
+def test_an_orphan_reply_joins_by_subject_and_asks_only_for_those_participants() -> None:
+    t0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    messages = [
+        ThreadInput(1, "<a@x>", None, (), "Project alpha", t0, frozenset({"c@client"})),
+        # An Outlook reply that dropped In-Reply-To and References.
+        ThreadInput(
+            2,
+            "<b@x>",
+            None,
+            (),
+            "RE: Project alpha",
+            t0 + timedelta(days=1),
+            frozenset({"c@client"}),
+        ),
+        ThreadInput(
+            3, "<c@x>", None, (), "Unrelated", t0 + timedelta(days=2), frozenset({"d@other"})
+        ),
+    ]
+    threads, keys = stream_thread(messages)
+    assert threads[1] == threads[2] != threads[3]
+    assert (threads, keys) == thread_messages_keyed(messages)
+    numbers = {"<a@x>": 0, "<b@x>": 1, "<c@x>": 2}
+    threader = StreamThreader(3)
+    for m in messages:
+        threader.add(m.key, to_micros(m.date), numbers[m.message_id or ""], None, [])
+    for component, key in enumerate(threader.head_keys()):
+        threader.set_subject(component, messages[key - 1].subject)
+    for ident, n in numbers.items():
+        if threader.needs_name(n):
+            threader.set_name(n, ident)
+    assert sorted(threader.fallback_keys()) == [1, 2]
+
+
+def test_messages_out_of_order_and_steps_out_of_turn_are_errors() -> None:
+    threader = StreamThreader(2)
+    threader.add(5, 100, 0, None, [])
+    with pytest.raises(ValueError, match="oldest first"):
+        threader.add(4, 100, 1, None, [])
+    with pytest.raises(ValueError, match="out of range"):
+        threader.add(6, 101, 2, None, [])
+    threader.head_keys()
+    with pytest.raises(RuntimeError, match="fallback step called during subjects"):
+        threader.set_participants({})
+    with pytest.raises(ValueError, match="given no Message-ID"):
+        threader.fallback_keys()
+
+
+def test_an_empty_mailbox_has_no_threads() -> None:
+    threader = StreamThreader(0)
+    assert threader.head_keys() == []
+    assert list(threader.assignments()) == []
+    assert threader.subject_keys() == {}
