@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -32,7 +33,15 @@ from ghostwatch.classify import Kind
 from ghostwatch.config import AccountSettings
 from ghostwatch.judgment import Identity, Msg, ThreadState, Verdict, judge_all
 from ghostwatch.message import Direction
-from ghostwatch.store import Mention, MessageRow, StepLog, ThreadRow, Tracking, in_chunks
+from ghostwatch.store import (
+    IN_CHUNK,
+    Mention,
+    MessageRow,
+    StepLog,
+    ThreadRow,
+    Tracking,
+    in_chunks,
+)
 from ghostwatch.threads import (
     StreamThreader,
     ThreadInput,
@@ -208,8 +217,8 @@ def _analyze_whole(
     conn = db.connection()
     ids = _index_mentions(conn, name)
     threader = StreamThreader(ids)
-    old_names: dict[str, int] = {}
-    old = array("q")  # per message: its thread before, as a number in old_names
+    before = _ThreadNumbers()
+    old = array("q")  # per message: its thread before (see _ThreadNumbers)
     gm_thrids: dict[int, int] = {}  # message key -> X-GM-THRID, Gmail only
     rank = func.dense_rank().over(order_by=Mention.msgid)
     numbered = conn.execute(
@@ -248,20 +257,19 @@ def _analyze_whole(
             number[r.in_reply_to] if r.in_reply_to else None,
             [number[ref] for ref in r.references.split()],
         )
-        old.append(-1 if r.thread_id is None else old_names.setdefault(r.thread_id, len(old_names)))
+        old.append(before.number(r.thread_id))
         if r.gm_thrid is not None:
             gm_thrids[r.id] = r.gm_thrid
     if pending is not None:
         raise RuntimeError(f"account {name}: mentions of message {pending[0]} out of order")
 
     heads = threader.head_keys()
-    for part in in_chunks(range(len(heads))):
-        query = select(MessageRow.id, MessageRow.subject).where(
-            MessageRow.id.in_([heads[j] for j in part])
-        )
+    for start in range(0, len(heads), IN_CHUNK):
+        part = heads[start : start + IN_CHUNK]
+        query = select(MessageRow.id, MessageRow.subject).where(MessageRow.id.in_(part.tolist()))
         subjects: dict[int, str] = {key: subject for key, subject in conn.execute(query)}
-        for j in part:
-            threader.set_subject(j, subjects[heads[j]])
+        for j, key in enumerate(part, start):
+            threader.set_subject(j, subjects[key])
     del heads
     distinct = conn.execute(
         select(Mention.msgid)
@@ -274,11 +282,11 @@ def _analyze_whole(
         if threader.needs_name(n):
             threader.set_name(n, msgid)
     people: dict[int, frozenset[str]] = {}
-    for part in in_chunks(threader.fallback_keys()):
-        query = select(
+    for wanted in in_chunks(threader.fallback_keys()):
+        addressed = select(
             MessageRow.id, MessageRow.from_addr, MessageRow.to_addrs, MessageRow.cc_addrs
-        ).where(MessageRow.id.in_(part))
-        for key, from_addr, to_addrs, cc_addrs in conn.execute(query):
+        ).where(MessageRow.id.in_(wanted))
+        for key, from_addr, to_addrs, cc_addrs in conn.execute(addressed):
             people[key] = _participants(from_addr, to_addrs, cc_addrs, identity)
     threader.set_participants(people)
     del people
@@ -288,11 +296,7 @@ def _analyze_whole(
         assigned = {k: t for k, t in threader.assignments() if k in gm_thrids}
         rename = _gmail_renames(gm_thrids, assigned)
         del assigned
-    subject_keys = threader.subject_keys()
-    names_before = list(old_names)
-    del old_names
     moved: dict[str, set[str]] = defaultdict(set)
-    live: set[str] = set()
     table = cast(Table, MessageRow.__table__)
     update_thread = (
         update(table).where(table.c.id == bindparam("rid")).values(thread_id=bindparam("tid"))
@@ -300,23 +304,51 @@ def _analyze_whole(
     changed: list[dict[str, Any]] = []
     for position, (key, threaded) in enumerate(threader.assignments()):
         tid = _renamed(rename, threaded)
-        live.add(tid)
-        before = old[position]
-        if before < 0 or names_before[before] != tid:
+        was = old[position]
+        if was == -1 or before.name(was) != tid:
             changed.append({"rid": key, "tid": tid})
-            if before >= 0:
-                moved[names_before[before]].add(tid)
+            if was != -1:
+                moved[before.name(was)].add(tid)
             if len(changed) >= _UPDATE_BATCH:
                 conn.execute(update_thread, changed)
                 changed = []
     if changed:
         conn.execute(update_thread, changed)
-    del threader, old, names_before, changed
+    del old, before, changed
     if moved:
+        live = {_renamed(rename, tid) for _, tid in threader.assignments()}
         carry_over(db, name, moved, live)
-    del live, moved
+        del live
+    del moved
     db.execute(delete(ThreadRow).where(ThreadRow.account == name))
-    return _judge_stored(conn, account, identity, subject_keys, (visible_until, now))
+    return _judge_stored(conn, account, identity, threader.subject_key, (visible_until, now))
+
+
+_THREAD_ID = re.compile(r"t[0-9a-f]{12}")
+
+
+class _ThreadNumbers:
+    """Thread ids as numbers, so one per message fits in an array: "t" + 12 hex digits
+    (every id threading gives) is that number; anything else gets a negative one."""
+
+    def __init__(self) -> None:
+        self._odd: dict[str, int] = {}
+        self._odd_names: dict[int, str] = {}
+
+    def number(self, tid: str | None) -> int:
+        """-1 for None."""
+        if tid is None:
+            return -1
+        if _THREAD_ID.fullmatch(tid):
+            return int(tid[1:], 16)
+        n = self._odd.get(tid)
+        if n is None:
+            n = self._odd[tid] = -2 - len(self._odd)
+            self._odd_names[n] = tid
+        return n
+
+    def name(self, number: int) -> str:
+        return f"t{number:012x}" if number >= 0 else self._odd_names[number]
 
 
 _UPDATE_BATCH = 20_000
@@ -327,7 +359,7 @@ def _judge_stored(
     conn: Connection,
     account: AccountSettings,
     identity: Identity,
-    subject_keys: Mapping[str, str | None],
+    subject_key: Callable[[str], str | None],
     when: tuple[datetime, datetime],
 ) -> Analysis:
     """Judge every thread of the account as stored, a batch of threads at a time, and
@@ -350,7 +382,7 @@ def _judge_stored(
     def judge(batch: dict[str, list[Msg]]) -> None:
         nonlocal threads, awaiting
         verdicts = judge_all(batch, identity, visible_until, contacts=contacts)
-        _insert_verdicts(conn, name, verdicts, now, subject_keys)
+        _insert_verdicts(conn, name, verdicts, now, subject_key)
         threads += len(verdicts)
         awaiting += sum(1 for v in verdicts.values() if v.awaiting)
 
@@ -370,7 +402,7 @@ def _insert_verdicts(
     account: str,
     verdicts: Mapping[str, Verdict],
     now: datetime,
-    subject_keys: Mapping[str, str | None],
+    subject_key: Callable[[str], str | None],
 ) -> None:
     if not verdicts:
         return
@@ -392,33 +424,55 @@ def _insert_verdicts(
                 "updated_at": now,
                 "counterparts": " ".join(v.counterparts),
                 "first_unanswered_at": v.first_unanswered_at,
-                "subject_key": subject_keys.get(tid),
+                "subject_key": subject_key(tid),
             }
             for tid, v in verdicts.items()
         ],
     )
 
 
+_MENTION_INSERT = {
+    True: "INSERT INTO mentions (message_pk, msgid, account) VALUES (?, ?, ?)",
+    False: "INSERT INTO mentions (message_pk, msgid, account) VALUES (%s, %s, %s)",
+}
+
+
 def _index_mentions(conn: Connection, account: str) -> int:
-    """Rebuild the account's index of the ids each message names; how many distinct."""
+    """Rebuild the account's index of the ids each message names; how many distinct.
+
+    Rows go straight to the DBAPI cursor (SQLAlchemy's per-row parameter handling
+    costs more than the insert), and old rows are deleted a batch of messages at a
+    time (one DELETE of millions of rows holds all their row ids in memory).
+    """
+    stale = conn.scalar(select(Mention.message_pk).where(Mention.account == account).limit(1))
     table = cast(Table, Mention.__table__)
-    conn.execute(delete(table).where(table.c.account == account))
+    # Fixed text: only the driver's placeholder differs (sqlite3 "?", psycopg "%s").
+    sql = _MENTION_INSERT[conn.dialect.paramstyle == "qmark"]
     rows = conn.execute(
         select(MessageRow.id, MessageRow.message_id, MessageRow.in_reply_to, MessageRow.references)
         .where(MessageRow.account == account)
         .execution_options(stream_results=True)
     )
-    batch: list[dict[str, Any]] = []
+    batch: list[tuple[int, str, str]] = []
+    keys: list[int] = []
+
+    def flush() -> None:
+        if stale is not None:
+            for part in in_chunks(keys):
+                conn.execute(delete(table).where(table.c.message_pk.in_(part)))
+        if batch:
+            conn.exec_driver_sql(sql, batch)
+        batch.clear()
+        keys.clear()
+
     for key, message_id, in_reply_to, references in rows:
+        keys.append(key)
         batch.extend(
-            {"message_pk": key, "msgid": i, "account": account}
-            for i in ids_named(message_id, in_reply_to, references.split())
+            (key, i, account) for i in ids_named(message_id, in_reply_to, references.split())
         )
         if len(batch) >= _MENTION_BATCH:
-            conn.execute(insert(table), batch)
-            batch = []
-    if batch:
-        conn.execute(insert(table), batch)
+            flush()
+    flush()
     count = conn.scalar(
         select(func.count(func.distinct(Mention.msgid))).where(Mention.account == account)
     )
@@ -766,7 +820,7 @@ def _rethread(
                 ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
             )
         )
-    _insert_verdicts(conn, account.name, verdicts, now, subject_keys)
+    _insert_verdicts(conn, account.name, verdicts, now, subject_keys.get)
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
     log.debug("threads_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
     return verdicts

@@ -209,8 +209,17 @@ def _union(parent: list[int], size: list[int], a: int, b: int) -> None:
 
 
 def _thread_id(root_id: str) -> str:
+    return _thread_name(_thread_number(root_id))
+
+
+def _thread_number(root_id: str) -> int:
+    """The 48 bits of sha1(root Message-ID) a thread id is written from."""
     digest = hashlib.sha1(root_id.encode("utf-8", "surrogatepass"), usedforsecurity=False)
-    return "t" + digest.hexdigest()[:12]
+    return int.from_bytes(digest.digest()[:6])
+
+
+def _thread_name(number: int) -> str:
+    return f"t{number:012x}"
 
 
 def _synthetic_id(key: int) -> str:
@@ -382,10 +391,14 @@ def thread_messages_keyed(
 def subject_key(normalized: str) -> str | None:
     """A short stable key of a normalized subject (sha1), None when the subject is generic:
     the subject fallback only ever joins threads whose keys are equal."""
+    digest = _subject_digest(normalized)
+    return None if digest is None else digest.hex()
+
+
+def _subject_digest(normalized: str) -> bytes | None:
     if not normalized or _is_generic(normalized):
         return None
-    digest = hashlib.sha1(normalized.encode("utf-8", "surrogatepass"), usedforsecurity=False)
-    return digest.hexdigest()
+    return hashlib.sha1(normalized.encode("utf-8", "surrogatepass"), usedforsecurity=False).digest()
 
 
 def mentioned_ids(message: ThreadInput) -> tuple[str, ...]:
@@ -540,6 +553,8 @@ def _pick_target(
 # --- Threading a mailbox too big to hold ---------------------------------------------------
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Array type of message, id and component numbers: 4 bytes, 2**31 of each at most.
+_INDEX = "i"
 
 
 def to_micros(when: datetime) -> int:
@@ -579,28 +594,27 @@ class StreamThreader:
         self._window = subject_window
         self._keys = array("q")
         self._when = array("q")  # microseconds since the epoch
-        self._own = array("q")  # message -> its container
+        self._own = array(_INDEX)  # message -> its container
         self._linked = bytearray()  # message -> has an effective In-Reply-To/References link
         # Containers: the ids, then one for each message without a Message-ID.
-        self._tree = array("q", range(ids))  # union-find over accepted parent links
-        self._tree_size = array("q", [1]) * ids
-        self._comp = array("q", range(ids))  # union-find over every link
-        self._comp_size = array("q", [1]) * ids
+        self._tree = array(_INDEX, range(ids))  # union-find over accepted parent links
+        self._tree_size = array(_INDEX, [1]) * ids
+        self._comp = array(_INDEX, range(ids))  # union-find over every link
+        self._comp_size = array(_INDEX, [1]) * ids
         self._has_parent = bytearray(ids)
         self._anonymous: dict[int, int] = {}  # container -> key of its id-less message
-        # Filled by the later steps.
-        self._item_comp = array("q")
-        self._heads = array("q")  # component -> the message naming it
-        self._roots = array("q")  # component -> its root container
+        # Per component, filled by the later steps.
+        self._item_comp = array(_INDEX)  # message -> its component
+        self._heads = array(_INDEX)  # the message naming it
+        self._root_comp = array(_INDEX)  # container -> the component it is the root of, or -1
         self._orphan = bytearray()
         self._had_prefix = bytearray()
-        self._subject_keys: list[str | None] = []
-        self._names: dict[int, str] = {}  # root container -> thread id
-        self._needs_name = bytearray()
+        self._digests = bytearray()  # 20 bytes each: sha1 of the normalized subject
+        self._has_digest = bytearray()
+        self._thread = array("q")  # the thread's number (see _thread_number), -1 unnamed
         self._participants: dict[int, frozenset[str]] = {}
         self._candidates: set[int] = set()
-        self._leads: list[int] = []
-        self._thread_of: list[str] = []
+        self._by_thread = array(_INDEX)  # components in thread-number order
         self._state = "adding"
 
     # 0. The reference graph.
@@ -674,61 +688,67 @@ class StreamThreader:
         of the JWZ tree holding its earliest message (as :func:`_components` does)."""
         tree, comp, own, linked = self._tree, self._comp, self._own, self._linked
         containers = len(tree)
-        first_item = array("q", [-1]) * containers
+        first_item = array(_INDEX, [-1]) * containers
         any_linked = bytearray(containers)
         for i, c in enumerate(own):
             if first_item[c] < 0:
                 first_item[c] = i
             if linked[i]:
                 any_linked[c] = 1
-        root_of = array("q", [-1]) * containers
+        root_of = array(_INDEX, [-1]) * containers
         for c in range(containers):
             if not self._has_parent[c]:
                 root_of[_find_a(tree, c)] = c
-        index = array("q", [-1]) * containers  # component representative -> component
-        item_comp, heads, roots, orphan = self._item_comp, self._heads, self._roots, self._orphan
+        del self._tree_size, self._comp_size
+        index = self._comp_size = array(_INDEX, [-1]) * containers  # representative -> component
+        root_comp = self._root_comp = array(_INDEX, [-1]) * containers
+        item_comp, heads, orphan = self._item_comp, self._heads, self._orphan
         for i, c in enumerate(own):
             rep = _find_a(comp, c)
             j = index[rep]
             if j < 0:
                 # The component's earliest message: its tree has no earlier one, so that
                 # tree's root is the component's (the rank _components gives it).
-                j = index[rep] = len(roots)
+                j = index[rep] = len(heads)
                 root = root_of[_find_a(tree, c)]
                 real_root = first_item[root] >= 0
                 heads.append(first_item[root] if real_root else i)
-                roots.append(root)
+                root_comp[root] = j
                 orphan.append(1 if real_root and not any_linked[root] else 0)
             item_comp.append(j)
-        self._needs_name = bytearray(containers)
-        for root in roots:
-            self._needs_name[root] = 1
-        for c, key in self._anonymous.items():
-            if self._needs_name[c]:
-                self._names[c] = _thread_id(_synthetic_id(key))
         # The graph is no longer needed.
-        self._tree = self._tree_size = self._comp = self._comp_size = array("q")
+        del first_item, any_linked, root_of, index
+        self._tree = self._tree_size = self._comp = self._comp_size = self._own = array(_INDEX)
         self._has_parent = bytearray()
-        self._own = array("q")
-        self._subject_keys = [None] * len(roots)
-        self._had_prefix = bytearray(len(roots))
+        count = len(heads)
+        self._thread = array("q", [-1]) * count
+        for c, key in self._anonymous.items():
+            if root_comp[c] >= 0:
+                self._thread[root_comp[c]] = _thread_number(_synthetic_id(key))
+        self._digests = bytearray(20 * count)
+        self._has_digest = bytearray(count)
+        self._had_prefix = bytearray(count)
         self._state = "subjects"
 
     # 1. Subjects.
 
-    def head_keys(self) -> list[int]:
+    def head_keys(self) -> array[int]:
         """Per component (in order), the key of the message whose subject names it."""
         if self._state == "adding":
             self._components()
         self._expect("subjects")
-        return [self._keys[i] for i in self._heads]
+        keys = self._keys
+        return array("q", (keys[i] for i in self._heads))
 
     def set_subject(self, component: int, subject: str) -> None:
         """The (decoded) subject of ``head_keys()[component]``."""
         self._expect("subjects")
         normalized, had_reply = _strip_subject(subject)
         self._had_prefix[component] = 1 if had_reply else 0
-        self._subject_keys[component] = subject_key(normalized)
+        digest = _subject_digest(normalized)
+        if digest is not None:
+            self._has_digest[component] = 1
+            self._digests[20 * component : 20 * component + 20] = digest
 
     # 2. Names.
 
@@ -737,39 +757,44 @@ class StreamThreader:
         if self._state == "subjects":
             self._state = "names"
         self._expect("names")
-        return number < len(self._needs_name) and self._needs_name[number] == 1
+        return number < self._ids and self._root_comp[number] >= 0
 
     def set_name(self, number: int, message_id: str) -> None:
         self._expect("names")
-        self._names[number] = _thread_id(message_id)
+        self._thread[self._root_comp[number]] = _thread_number(message_id)
 
     # 3. The subject fallback.
 
     def fallback_keys(self) -> list[int]:
         """Keys of the messages whose participants the subject fallback needs: those of
-        components sharing a subject with another, where one of them is an orphan."""
+        components sharing a subject with another, where one of them is an orphan and
+        one has a reply prefix (the fallback joins nothing else)."""
         if self._state in ("subjects", "names"):
             self._state = "fallback"
         self._expect("fallback")
-        missing = [j for j, root in enumerate(self._roots) if root not in self._names]
+        missing = sum(1 for t in self._thread if t < 0)
         if missing:
-            raise ValueError(f"{len(missing)} thread roots were given no Message-ID")
+            raise ValueError(f"{missing} thread roots were given no Message-ID")
+        self._root_comp = array("q")
         self._candidates = self._fallback_candidates()
-        return [self._keys[i] for i, j in enumerate(self._item_comp) if j in self._candidates]
+        candidates = self._candidates
+        return [self._keys[i] for i, j in enumerate(self._item_comp) if j in candidates]
+
+    def _digest(self, component: int) -> bytes:
+        return bytes(self._digests[20 * component : 20 * component + 20])
 
     def _fallback_candidates(self) -> set[int]:
-        keys = self._subject_keys
-        order = sorted(
-            (j for j, k in enumerate(keys) if k is not None), key=lambda j: keys[j] or ""
-        )
+        has, orphan, prefixed = self._has_digest, self._orphan, self._had_prefix
+        order = sorted((j for j in range(len(has)) if has[j]), key=self._digest)
         candidates: set[int] = set()
         start = 0
         while start < len(order):
+            digest = self._digest(order[start])
             end = start + 1
-            while end < len(order) and keys[order[end]] == keys[order[start]]:
+            while end < len(order) and self._digest(order[end]) == digest:
                 end += 1
             run = order[start:end]
-            if len(run) > 1 and any(self._orphan[j] for j in run):
+            if len(run) > 1 and any(orphan[j] for j in run) and any(prefixed[j] for j in run):
                 candidates.update(run)
             start = end
         return candidates
@@ -783,36 +808,57 @@ class StreamThreader:
 
     def assignments(self) -> Iterator[tuple[int, str]]:
         """(key, thread id) of every message, oldest first."""
-        thread_of = self._threads()
+        thread = self._threads()
+        last_j, last_name = -1, ""
         for key, j in zip(self._keys, self._item_comp, strict=True):
-            yield key, thread_of[j]
+            if j != last_j:
+                last_j, last_name = j, _thread_name(thread[j])
+            yield key, last_name
+
+    def subject_key(self, thread_id: str) -> str | None:
+        """The subject key of a thread (as :func:`thread_messages_keyed` gives it), None
+        for a generic subject or a thread id it did not give."""
+        thread, order = self._threads(), self._by_thread
+        try:
+            number = int(thread_id[1:], 16)
+        except ValueError:
+            return None
+        lo, hi = 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if thread[order[mid]] < number:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == len(order) or thread[order[lo]] != number or thread_id[0] != "t":
+            return None
+        j = order[lo]
+        return self._digest(j).hex() if self._has_digest[j] else None
 
     def subject_keys(self) -> dict[str, str | None]:
-        """Per thread id, its subject key (as :func:`thread_messages_keyed` gives it)."""
-        thread_of = self._threads()
-        return {thread_of[j]: self._subject_keys[j] for j in self._leads}
+        """:meth:`subject_key` of every thread, as one mapping (small mailboxes)."""
+        thread = self._threads()
+        return {_thread_name(t): self.subject_key(_thread_name(t)) for t in set(thread)}
 
-    def _threads(self) -> list[str]:
+    def _threads(self) -> array[int]:
         if self._state == "done":
-            return self._thread_of
+            return self._thread
         if self._state != "fallback":
             self.fallback_keys()
-        names, roots = self._names, self._roots
-        thread_of = [names[root] for root in roots]
-        leads = set(range(len(roots))) - self._candidates
-        groups = self._fallback_groups(thread_of) if self._candidates else []
-        for group in groups:
-            lead = min(group, key=lambda j: (self._when[self._heads[j]], thread_of[j]))
-            leads.add(lead)
-            for j in group:
-                thread_of[j] = thread_of[lead]
-        self._leads = sorted(leads)
-        self._thread_of = thread_of
+        thread = self._thread
+        if self._candidates:
+            for group in self._fallback_groups():
+                lead = min(group, key=lambda j: (self._when[self._heads[j]], thread[j]))
+                for j in group:
+                    # Members share the lead's subject, hence its key too.
+                    thread[j] = thread[lead]
+        self._by_thread = array(_INDEX, sorted(range(len(thread)), key=thread.__getitem__))
         self._participants = {}
+        self._candidates = set()
         self._state = "done"
-        return thread_of
+        return thread
 
-    def _fallback_groups(self, thread_of: list[str]) -> list[list[int]]:
+    def _fallback_groups(self) -> list[list[int]]:
         """Run the subject fallback of :func:`thread_messages_keyed` over the candidates."""
         members: dict[int, list[int]] = {j: [] for j in self._candidates}
         for i, j in enumerate(self._item_comp):
@@ -822,15 +868,13 @@ class StreamThreader:
         components: list[_Component] = []
         numbers: list[int] = []
         for j, items in members.items():
-            key = self._subject_keys[j]
-            assert key is not None  # noqa: S101 - candidates have subject keys
             components.append(
                 _Component(
                     items=tuple(items),
-                    thread_id=thread_of[j],
+                    thread_id=_thread_name(self._thread[j]),
                     date=_from_micros(self._when[self._heads[j]]),
-                    # Equal keys are equal subjects, and a key is never generic.
-                    subject=key,
+                    # Equal digests are equal subjects, and a digest is never generic.
+                    subject=self._digest(j).hex(),
                     had_reply_prefix=self._had_prefix[j] == 1,
                     orphan=self._orphan[j] == 1,
                     participants=frozenset(

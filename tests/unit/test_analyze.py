@@ -80,3 +80,17 @@ def test_a_stop_and_the_steps_done_follow_a_thread_that_is_renamed(tmp_path: Pat
         assert db.get(Tracking, ("t", before)) is None
         steps = list(db.scalars(select(StepLog.thread_id).where(StepLog.step == "nudge")))
     assert steps == [after]
+
+
+def test_thread_ids_are_kept_as_numbers_and_read_back_as_they_were() -> None:
+    from ghostwatch.analyze import _ThreadNumbers
+
+    numbers = _ThreadNumbers()
+    assert numbers.number(None) == -1
+    ordinary = numbers.number("t0123456789ab")
+    assert ordinary == 0x0123456789AB
+    assert numbers.name(ordinary) == "t0123456789ab"
+    # Anything threading did not write (an older version's id) round-trips too.
+    for odd in ("legacy-7", "T0123456789AB", "t+0123456789a", "t0123456789abc"):
+        assert numbers.name(numbers.number(odd)) == odd
+    assert numbers.number("legacy-7") == numbers.number("legacy-7") < -1

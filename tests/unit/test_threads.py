@@ -706,6 +706,6 @@ def test_messages_out_of_order_and_steps_out_of_turn_are_errors() -> None:
 
 def test_an_empty_mailbox_has_no_threads() -> None:
     threader = StreamThreader(0)
-    assert threader.head_keys() == []
+    assert list(threader.head_keys()) == []
     assert list(threader.assignments()) == []
     assert threader.subject_keys() == {}
