@@ -129,9 +129,11 @@ def build(db: Path, messages: int) -> dict[str, int]:
 
 
 def child(url: str, only_open: bool) -> dict[str, Any]:
+    # -P: the working directory does not go first on sys.path, so PYTHONPATH decides
+    # which ghostwatch runs (to compare two checkouts on one store).
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, NOW.isoformat(), "1" if only_open else "0", ME],
+        [sys.executable, "-P", "-c", CHILD, url, NOW.isoformat(), "1" if only_open else "0", ME],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
