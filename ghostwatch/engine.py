@@ -256,12 +256,10 @@ class _Profile:
         "day_texts",
         "index",
         "labels",
-        "n",
         "offset_texts",
         "offsets",
         "policy",
         "stage",
-        "steps",
         "year",
         "zone",
     )
@@ -269,8 +267,7 @@ class _Profile:
     def __init__(self, ctx: _Context, policy: Policy, client: Client | None) -> None:
         self.policy = policy
         self.stage = policy.name
-        self.steps = policy.steps
-        self.n = n = len(policy.steps)
+        steps = policy.steps
         self.client = client
         self.contract = contract = client.contract if client else None
         self.cal = ctx.calendar(client)
@@ -281,16 +278,17 @@ class _Profile:
             step.after_offset
             if step.after_offset is not None
             else (contract.kill_fee_offset if contract else None)
-            for step in policy.steps
+            for step in steps
         )
         self.offset_texts = tuple(
             None if offset is None else _describe_offset(offset) for offset in self.offsets
         )
         self.labels = tuple(
-            f"{self.stage} step {i + 1} of {n} ({step.name})" for i, step in enumerate(self.steps)
+            f"{self.stage} step {i + 1} of {len(steps)} ({step.name})"
+            for i, step in enumerate(steps)
         )
-        self.index = {step.name: i for i, step in enumerate(self.steps)}
-        self.close_steps = tuple(step for step in self.steps if step.action == "close")
+        self.index = {step.name: i for i, step in enumerate(steps)}
+        self.close_steps = tuple(step for step in steps if step.action == "close")
 
 
 def _resolve_stage(
