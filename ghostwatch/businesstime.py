@@ -107,6 +107,9 @@ def _at_wall_time(day: date, wall: time, zone: ZoneInfo) -> datetime:
 
 _QUARTER_HOUR = timedelta(minutes=15)
 
+# See Calendar._offset_opening.
+_OffsetOpening = tuple[date | None, datetime | None, datetime | None]
+
 
 @functools.lru_cache(maxsize=65536)
 def _steady_day(zone: ZoneInfo, day: date) -> bool:
@@ -162,6 +165,14 @@ class Calendar:
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     _zone: ZoneInfo | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    # Memo of the steady-day search in next_window_open: the first opening after a day.
+    _openings_after: dict[date, datetime | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    # Memo of opening_after, by offset and the anchor's local day (see there).
+    _offset_openings: dict[tuple[OffsetKind, int, int | None, date], _OffsetOpening] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -275,14 +286,18 @@ class Calendar:
         local_start = self.local(start)
         if n == 0:
             return local_start
-        start_day = local_start.date()
+        day = self._business_day_sum(local_start.date(), n)
+        return _at_wall_time(day, local_start.time(), self.zone())
+
+    def _business_day_sum(self, start_day: date, n: int) -> date:
+        """The ``n``-th business day after ``start_day`` (``n >= 1``), memoised."""
         day = self._business_day_sums.get((start_day, n))
         if day is None:
             day = start_day
             for _ in range(n):
                 day = self.next_business_day(day)
             self._business_day_sums[(start_day, n)] = day
-        return _at_wall_time(day, local_start.time(), self.zone())
+        return day
 
     # Send window.
 
@@ -311,13 +326,85 @@ class Calendar:
                     return datetime.combine(day, self.window_start).replace(tzinfo=zone)
                 if wall < self.window_end:
                     return lt
-            for _ in range(_SEARCH_LIMIT_DAYS):
-                day += _ONE_DAY
-                if not _steady_day(zone, day):
-                    break  # the careful path below, from the original instant
-                if self.is_business_day(day):
-                    return datetime.combine(day, self.window_start).replace(tzinfo=zone)
+            later = self._opening_after_day(day)
+            if later is not None:
+                return later
         return self._next_window_open_resolving(lt)
+
+    def _opening_after_day(self, day: date) -> datetime | None:
+        """The window opening of the first business day after ``day``, when every day
+        up to it is steady (else None: the careful path decides). Memoised: planning
+        asks it for the same few weeks again and again."""
+        if day in self._openings_after:
+            return self._openings_after[day]
+        zone = self.zone()
+        opening = None
+        later = day
+        for _ in range(_SEARCH_LIMIT_DAYS):
+            later += _ONE_DAY
+            if not _steady_day(zone, later):
+                break  # the careful path, from the original instant
+            if self.is_business_day(later):
+                opening = datetime.combine(later, self.window_start).replace(tzinfo=zone)
+                break
+        self._openings_after[day] = opening
+        return opening
+
+    def opening_after(self, offset: Offset, anchor: datetime) -> datetime:
+        """``self.next_window_open(offset.apply(anchor, self))``, the due time of a step.
+
+        The same value, computed once per offset and local day of the anchor where it
+        can be: a weekday of the following week depends on that day alone; a day count
+        or business-day count lands on one day, and on a steady one the answer is that
+        day's window opening, the anchor's wall time on it, or the next opening after
+        it, as the wall time falls before, in or after the window. Everything else
+        (hour and minute durations, target days with a DST change) takes the long way.
+        """
+        kind = offset.kind
+        if anchor.tzinfo is None or anchor.utcoffset() is None:
+            return self.next_window_open(offset.apply(anchor, self))  # raises
+        if kind is OffsetKind.DURATION and not offset.calendar_days:
+            return self.next_window_open(offset.apply(anchor, self))
+        zone = self.zone()
+        local = anchor.astimezone(zone)
+        key = (kind, offset.amount, offset.weekday, local.date())
+        entry = self._offset_openings.get(key)
+        if entry is None:
+            entry = self._offset_openings[key] = self._offset_opening(offset, anchor, local)
+        target, before, after = entry
+        if target is None:
+            if before is None:
+                return self.next_window_open(offset.apply(anchor, self))
+            return before
+        wall = local.time()
+        if before is not None:  # a business day
+            if wall < self.window_start:
+                return before
+            if wall < self.window_end:
+                return datetime.combine(target, wall.replace(fold=0) if wall.fold else wall, zone)
+        if after is not None:
+            return after
+        return self.next_window_open(offset.apply(anchor, self))
+
+    def _offset_opening(self, offset: Offset, anchor: datetime, local: datetime) -> _OffsetOpening:
+        """:meth:`opening_after`'s memo entry for ``offset`` and ``local``'s day:
+        (None, result, None) when the result depends on the day alone; (None, None, None)
+        when it must be computed each time; else (target day, its window opening or None
+        if it is no business day, the next opening after it or None if unknown)."""
+        if offset.kind is OffsetKind.WEEKDAY_OF_FOLLOWING_WEEK:
+            return None, self.next_window_open(offset.apply(anchor, self)), None
+        day = local.date()
+        if offset.kind is OffsetKind.BUSINESS_DAYS:
+            target = self._business_day_sum(day, offset.amount)
+        else:
+            target = day + timedelta(days=offset.amount)
+        zone = self.zone()
+        if not _steady_day(zone, target):
+            return None, None, None
+        before = None
+        if self.is_business_day(target):
+            before = datetime.combine(target, self.window_start).replace(tzinfo=zone)
+        return target, before, self._opening_after_day(target)
 
     def _next_window_open_resolving(self, lt: datetime) -> datetime:
         """:meth:`next_window_open` for any day, DST changes included."""

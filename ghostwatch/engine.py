@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from ghostwatch.absence import ReturnDate, find_return_date
@@ -112,14 +112,28 @@ def plan(
     seen: set[str] = set()
     out: list[PlannedStep] = []
     for facts in threads:
-        if facts.thread_id in seen:
-            raise ValueError(f"thread {facts.thread_id!r} given twice to plan()")
-        seen.add(facts.thread_id)
-        step = _decide(facts, ctx, verbose=False).step
+        thread_id = facts.thread_id
+        if thread_id in seen:
+            raise ValueError(f"thread {thread_id!r} given twice to plan()")
+        seen.add(thread_id)
+        verdict = facts.verdict
+        if not verdict.awaiting or verdict.awaiting_since is None or facts.stopped is not None:
+            continue  # no step (see _decide), and nothing to explain here
+        step = _decide_awaiting(facts, ctx, verbose=False).step
         if step is not None and (limit is None or _utc(step.due_at) <= limit):
             out.append(step)
-    out.sort(key=lambda s: (_utc(s.due_at), s.thread_id))
+    # By due time then thread id: sorting is stable, so thread ids first.
+    out.sort(key=_thread_id)
+    out.sort(key=_due_utc)
     return out
+
+
+def _thread_id(step: PlannedStep) -> str:
+    return step.thread_id
+
+
+def _due_utc(step: PlannedStep) -> datetime:
+    return _utc(step.due_at)
 
 
 def compute_late_fee(amount: Decimal, contract: Contract | None) -> Decimal | None:
@@ -149,8 +163,11 @@ def _require_aware(t: datetime, what: str) -> None:
 
 
 def _counterparts(verdict: Verdict) -> tuple[str, ...]:
-    addrs = [*verdict.counterparts, *([verdict.counterpart] if verdict.counterpart else [])]
-    return tuple(dict.fromkeys(a.lower() for a in addrs))
+    others, counterpart = verdict.counterparts, verdict.counterpart
+    if len(others) == 1 and (others[0] == counterpart or not counterpart):
+        return (others[0].lower(),)  # the usual thread: one counterpart
+    addrs = [*others, *([counterpart] if counterpart else [])]
+    return tuple(dict.fromkeys([a.lower() for a in addrs]))
 
 
 class _Context:
@@ -165,15 +182,24 @@ class _Context:
         self.now = now
         self.now_utc = None if now is None else _utc(now)
         self._clients: dict[tuple[str, ...], Client | None] = {}
+        self._clients_by_address: dict[str, Client | None] = {}
         self._calendars: dict[int, Calendar] = {}
         self._openings: dict[int, tuple[datetime, datetime]] = {}
-        # Text of dates and times, by zone: many threads share their window openings.
-        self.texts: dict[tuple[ZoneInfo, date | datetime, bool], str] = {}
+        self._profiles: dict[tuple[int, int], _Profile] = {}
+        # Text of dates, by the current year (written without it): many threads share
+        # their window openings.
+        self._day_texts: dict[int, dict[date, str]] = {}
         self._years: dict[ZoneInfo, int] = {}
 
     def client(self, facts: ThreadFacts, addrs: tuple[str, ...]) -> Client | None:
         if not addrs and facts.counterpart_last_wrote_from:
             addrs = (facts.counterpart_last_wrote_from,)
+        if len(addrs) == 1:  # the usual case, memoised by the address alone
+            addr = addrs[0]
+            by_address = self._clients_by_address
+            if addr not in by_address:
+                by_address[addr] = self.settings.client_for(addrs)
+            return by_address[addr]
         if addrs not in self._clients:
             self._clients[addrs] = self.settings.client_for(addrs)
         return self._clients[addrs]
@@ -201,6 +227,68 @@ class _Context:
         if year is None:
             year = self._years[zone] = self.now.astimezone(zone).year
         return year
+
+    def day_texts(self, year: int) -> dict[date, str]:
+        """Texts of dates (see :meth:`_Planner.day`) when the current year is ``year``."""
+        texts = self._day_texts.get(year)
+        if texts is None:
+            texts = self._day_texts[year] = {}
+        return texts
+
+    def profile(self, policy: Policy, client: Client | None) -> _Profile:
+        """What every thread of ``policy`` with ``client`` shares (see :class:`_Profile`)."""
+        key = (id(policy), id(client))  # both live in self.settings as long as this context
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = self._profiles[key] = _Profile(self, policy, client)
+        return profile
+
+
+class _Profile:
+    """The thread-independent part of planning one policy for one client: its calendar,
+    each step's offset (from the contract for ``after_term``), and texts."""
+
+    __slots__ = (
+        "cal",
+        "client",
+        "close_steps",
+        "contract",
+        "day_texts",
+        "index",
+        "labels",
+        "offset_texts",
+        "offsets",
+        "policy",
+        "stage",
+        "year",
+        "zone",
+    )
+
+    def __init__(self, ctx: _Context, policy: Policy, client: Client | None) -> None:
+        self.policy = policy
+        self.stage = policy.name
+        steps = policy.steps
+        self.client = client
+        self.contract = contract = client.contract if client else None
+        self.cal = ctx.calendar(client)
+        self.zone = self.cal.zone()
+        self.year = ctx.year(self.zone)
+        self.day_texts = ctx.day_texts(self.year)
+        self.offsets = tuple(
+            step.after_offset
+            if step.after_offset is not None
+            else (contract.kill_fee_offset if contract else None)
+            for step in steps
+        )
+        self.offset_texts = tuple(
+            None if offset is None else _describe_offset(offset) for offset in self.offsets
+        )
+        self.labels = tuple(
+            f"{self.stage} step {i + 1} of {len(steps)} ({step.name})"
+            for i, step in enumerate(steps)
+        )
+        self.index = {step.name: i for i, step in enumerate(steps)}
+        self.close_steps = tuple(step for step in steps if step.action == "close")
 
 
 def _resolve_stage(
@@ -268,8 +356,7 @@ def _why_not_awaiting(verdict: Verdict) -> str:
     }.get(verdict.state, "no unanswered message of yours")
 
 
-@dataclass(frozen=True, slots=True)
-class _Decision:
+class _Decision(NamedTuple):
     status: str
     lines: tuple[str, ...]
     step: PlannedStep | None = None
@@ -279,7 +366,6 @@ class _Decision:
 def _decide(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _Decision:
     """The one decision behind ``plan``, ``next_step`` and ``explain``; ``verbose``
     also writes the explanation lines (``plan`` only needs the step and its reason)."""
-    settings = ctx.settings
     verdict = facts.verdict
     # PLAYBOOK principle: "Never nudge someone who has answered. A reply in the thread,
     # from the client's other address, or from a colleague at the client cancels pending
@@ -292,6 +378,13 @@ def _decide(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _Decision:
         )
     if facts.stopped is not None:
         return _Decision("stopped", (f"stopped by you: {facts.stopped}",))
+    return _decide_awaiting(facts, ctx, verbose=verbose)
+
+
+def _decide_awaiting(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _Decision:
+    """:func:`_decide` for a thread awaiting a reply and not stopped."""
+    settings = ctx.settings
+    verdict = facts.verdict
     addrs = _counterparts(verdict)
     client = ctx.client(facts, addrs)
     stage, why = _resolve_stage(facts, settings, client, addrs)
@@ -302,7 +395,7 @@ def _decide(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _Decision:
             "unknown_stage",
             (f"not chased: stage {stage!r} ({why}) has no policy (known: {known})",),
         )
-    planner = _Planner(ctx, facts, policy, (why, addrs), client, verbose=verbose)
+    planner = _Planner(ctx, facts, ctx.profile(policy, client), (why, addrs), verbose=verbose)
     return planner.decide()
 
 
@@ -312,13 +405,34 @@ def _decide(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _Decision:
 class _Planner:
     """The decision for one thread; split into methods only to keep each rule readable."""
 
+    __slots__ = (
+        "cal",
+        "client",
+        "contract",
+        "counterparts",
+        "ctx",
+        "defaults",
+        "done",
+        "facts",
+        "last_outgoing",
+        "now",
+        "now_utc",
+        "policy",
+        "profile",
+        "snoozed",
+        "stage",
+        "verbose",
+        "verdict",
+        "why",
+        "zone",
+    )
+
     def __init__(
         self,
         ctx: _Context,
         facts: ThreadFacts,
-        policy: Policy,
+        profile: _Profile,
         why_and_addrs: tuple[str, tuple[str, ...]],
-        client: Client | None,
         *,
         verbose: bool,
     ) -> None:
@@ -333,40 +447,41 @@ class _Planner:
         assert ctx.now_utc is not None  # noqa: S101 - set with now
         self.now: datetime = ctx.now
         self.now_utc: datetime = ctx.now_utc
-        self.policy = policy
-        self.stage = policy.name
-        self.client = client
-        self.contract = client.contract if client else None
-        self.cal = ctx.calendar(client)
-        self.zone = self.cal.zone()
-        self.year = ctx.year(self.zone)
+        self.profile = profile
+        self.policy = profile.policy
+        self.stage = profile.stage
+        self.client = profile.client
+        self.contract = profile.contract
+        self.cal = profile.cal
+        self.zone = profile.zone
         self.verbose = verbose
         self.done: dict[str, StepRecord] = {}
+        # The steps with a snooze of their own ("snoozed:<iso>", see _snoozes).
+        self.snoozed: frozenset[str] | set[str] = frozenset()
         for record in facts.steps_done:
             if record.outcome in DONE_OUTCOMES:
                 previous = self.done.get(record.step)
                 if previous is None or _utc(record.at) > _utc(previous.at):
                     self.done[record.step] = record
+            elif record.outcome.startswith("snoozed:"):
+                self.snoozed = {*self.snoozed, record.step}
 
     # Formatting (dates in the client's zone).
 
     def day(self, t: date | datetime) -> str:
-        key = (self.zone, t, False)
-        text = self.ctx.texts.get(key)
+        d = t.astimezone(self.zone).date() if isinstance(t, datetime) else t
+        texts = self.profile.day_texts
+        text = texts.get(d)
         if text is None:
-            d = t.astimezone(self.zone).date() if isinstance(t, datetime) else t
             text = f"{_DAY_NAMES[d.weekday()]} {d.day} {_MONTHS[d.month - 1]}"
-            if d.year != self.year:
+            if d.year != self.profile.year:
                 text = f"{text} {d.year}"
-            self.ctx.texts[key] = text
+            texts[d] = text
         return text
 
     def when(self, t: datetime) -> str:
-        key = (self.zone, t, True)
-        text = self.ctx.texts.get(key)
-        if text is None:
-            text = self.ctx.texts[key] = f"{self.day(t)} {t.astimezone(self.zone):%H:%M}"
-        return text
+        local = t.astimezone(self.zone)
+        return f"{self.day(local.date())} {local.hour:02d}:{local.minute:02d}"
 
     def who(self) -> str:
         return self.client.name if self.client else (self.verdict.counterpart or "the client")
@@ -391,8 +506,8 @@ class _Planner:
         if paid_at is not None:
             return self.result("paid", f"paid on {self.day(paid_at)}: payment steps stopped")
         # PLAYBOOK stage 1: "After the last check-in: stop. The thread is closed".
-        for step in steps:
-            if step.action == "close" and step.name in self.done:
+        for step in self.profile.close_steps:
+            if step.name in self.done:
                 outcome = step.outcome or "closed"
                 return self.result(
                     "closed", f"closed: {outcome} ({self.day(self.done[step.name].at)})"
@@ -416,6 +531,8 @@ class _Planner:
     def _bounce(self) -> _Decision | None:
         # PLAYBOOK principle: "a bounce is not an answer"; it changes the plan: check the
         # address. Nothing is sent to an address that bounced.
+        if not self.facts.bounced_addresses:
+            return None
         counterparts = set(self.counterparts)
         bounced = [a for a in self.facts.bounced_addresses if a.lower() in counterparts]
         if not bounced:
@@ -446,9 +563,7 @@ class _Planner:
         return self.result("halted", headline, f"due {self.when(step.due_at)}", step=step)
 
     def _offset(self, step: Step) -> Offset | None:
-        if step.after_offset is not None:
-            return step.after_offset
-        return self.contract.kill_fee_offset if self.contract else None
+        return self.profile.offsets[self.profile.index[step.name]]
 
     def _next_policy_step(self) -> tuple[int, Step, tuple[str, ...]] | None:
         """The first applicable step after the last one done, and the steps passed over.
@@ -456,13 +571,12 @@ class _Planner:
         PLAYBOOK principle: "Never send the same step twice." Counting from the last
         step done (not the first missing one) also means the plan never goes back.
         """
-        steps = self.policy.steps
-        done = [i for i, s in enumerate(steps) if s.name in self.done]
-        i = max(done) + 1 if done else 0
+        steps, offsets = self.policy.steps, self.profile.offsets
+        i = self._after_last_done()
         passed: list[str] = []
         while i < len(steps):
             step = steps[i]
-            if self._offset(step) is None:
+            if offsets[i] is None:
                 passed.append(f"{step.name} does not apply: no {step.after_term} in the contract")
                 i += 1
                 continue
@@ -474,6 +588,16 @@ class _Planner:
             return i, step, tuple(passed)
         return None
 
+    def _after_last_done(self) -> int:
+        """The index after the last policy step done (0 when none is)."""
+        index = self.profile.index
+        after = 0
+        for name in self.done:
+            i = index.get(name)
+            if i is not None and i >= after:
+                after = i + 1
+        return after
+
     def _superseded_by(self, i: int) -> int | None:
         # PLAYBOOK stage 3 sends notices at "30, 60 and/or 90 days": when the invoice is
         # already past the next notice's date, the earlier one is skipped, not sent late.
@@ -483,7 +607,7 @@ class _Planner:
         j = i + 1
         if j >= len(steps) or steps[j].anchor != "due_date" or not steps[j].sends_message:
             return None
-        offset = self._offset(steps[j])
+        offset = self.profile.offsets[j]
         if offset is None:
             return None
         return (
@@ -515,20 +639,25 @@ class _Planner:
 
     # Timing.
 
-    def _anchor(self, index: int, step: Step) -> tuple[datetime, str]:
+    def _anchor(self, index: int, step: Step) -> tuple[datetime, str, str]:
+        """(anchor, what it is, its day)."""
         if step.anchor == "due_date":
             assert self.facts.invoice is not None  # noqa: S101 - checked by decide()
             inv = self.facts.invoice
-            return self._due_anchor(inv), f"invoice {inv.number} fell due on {self.day(inv.due)}"
+            day = self.day(inv.due)
+            return self._due_anchor(inv), f"invoice {inv.number} fell due on {day}", day
         if step.anchor == "first_unanswered":
             first = self.facts.first_unanswered_at or self.last_outgoing
-            return first, f"your first unanswered message on {self.day(first)}"
-        if step.anchor == "previous":
+            day = self.day(first)
+            return first, f"your first unanswered message on {day}", day
+        if step.anchor == "previous" and self.done:
             for earlier in reversed(self.policy.steps[:index]):
                 record = self.done.get(earlier.name)
                 if record is not None:
-                    return record.at, f"{earlier.name} on {self.day(record.at)}"
-        return self.last_outgoing, f"your last message on {self.day(self.last_outgoing)}"
+                    day = self.day(record.at)
+                    return record.at, f"{earlier.name} on {day}", day
+        day = self.day(self.last_outgoing)
+        return self.last_outgoing, f"your last message on {day}", day
 
     def _auto_reply_hold(self, scheduled: datetime) -> tuple[datetime, str] | None:
         # PLAYBOOK principle: "An out-of-office auto-reply is not an answer ... wait until
@@ -603,16 +732,16 @@ class _Planner:
         them, so an overdue step waits for the window rather than going out at night.
         """
         holds: list[tuple[datetime, str, str]] = []
-        auto_reply = self._auto_reply_hold(scheduled)
+        auto_reply = self._auto_reply_hold(scheduled) if self.facts.auto_replies else None
         if auto_reply is not None:
             holds.append((auto_reply[0], "out_of_office", auto_reply[1]))
         if step.sends_message and step.anchor in ("due_date", "first_unanswered"):
             last = self._last_message()
-            gap = self.cal.next_window_open(_MESSAGE_GAP.apply(last, self.cal))
+            gap = self.cal.opening_after(_MESSAGE_GAP, last)
             holds.append(
                 (gap, "scheduled", f"held to a week after your last message ({self.day(last)})")
             )
-        if self.facts.snoozed_until is not None or self.facts.steps_done:
+        if self.facts.snoozed_until is not None or step.name in self.snoozed:
             holds += self._snoozes(step.name)
         open_now, open_now_utc = self.ctx.opening_after_now(self.cal)
         due, status, notes, binding = scheduled, "scheduled", [], None
@@ -634,44 +763,54 @@ class _Planner:
         return due, status, notes, binding
 
     def _plan_step(self, index: int, step: Step, passed: tuple[str, ...]) -> _Decision:
-        offset = self._offset(step)
+        offset = self.profile.offsets[index]
         assert offset is not None  # noqa: S101 - _next_policy_step skips steps without one
-        anchor, anchor_text = self._anchor(index, step)
-        scheduled = self.cal.next_window_open(offset.apply(anchor, self.cal))
+        offset_text = self.profile.offset_texts[index]
+        anchor, anchor_text, anchor_day = self._anchor(index, step)
+        scheduled = self.cal.opening_after(offset, anchor)
         due, status, notes, binding = self._timing(step, scheduled)
-        extras = [*passed, *notes]
-        n = len(self.policy.steps)
         if offset.kind is OffsetKind.WEEKDAY_OF_FOLLOWING_WEEK:
-            cause = f"{_describe_offset(offset)} after {anchor_text}"
+            cause = f"{offset_text} after {anchor_text}"
         elif step.anchor in ("last_outgoing", None) or anchor_text.startswith("your last"):
-            cause = f"no reply for {_describe_offset(offset)} since {self.day(anchor)}"
+            # The anchor is your last message, whose day anchor_text names.
+            cause = f"no reply for {offset_text} since {anchor_day}"
         else:
-            cause = f"{_describe_offset(offset)} after {anchor_text}"
-        reason = "; ".join([cause, f"{self.stage} step {index + 1} of {n} ({step.name})", *extras])
+            cause = f"{offset_text} after {anchor_text}"
+        parts = [cause, self.profile.labels[index]]
+        if passed:
+            parts += passed
+        if notes:
+            parts += notes
         deadline = step.deadline_offset.apply(due, self.cal) if step.deadline_offset else None
         late_fee = None
         if step.add_late_fee and self.facts.invoice is not None:
             late_fee = compute_late_fee(self.facts.invoice.amount, self.contract)
-        planned = self._planned(
-            name=step.name,
-            index=index,
-            action=step.action,
-            due=due,
-            reason=reason,
-            template=step.template,
-            mode=step.mode,
-            attach_invoice=step.attach_invoice,
-            late_fee=late_fee,
-            deadline=deadline,
-            task=step.task,
-            checklist=self._checklist(step),
+        facts, zone = self.facts, self.zone
+        planned = PlannedStep(
+            facts.thread_id,
+            facts.account,
+            step.name,
+            index,
+            step.action,
+            step.template,
+            step.mode,
+            due if due.tzinfo is zone else due.astimezone(zone),
+            "; ".join(parts),
+            self.stage,
+            self.verdict.counterpart,
+            step.attach_invoice,
+            late_fee,
+            deadline,
+            step.task,
+            self._checklist(step),
         )
-        mismatch = self._address_mismatch(planned)
-        if mismatch is not None:
-            return mismatch
+        if facts.counterpart_last_wrote_from is not None:
+            mismatch = self._address_mismatch(planned)
+            if mismatch is not None:
+                return mismatch
         if not self.verbose:
-            return self.result(status, step=planned)
-        return self._describe(planned, status, (cause, binding, extras))
+            return _Decision(status, (), planned, self.stage)
+        return self._describe(planned, status, (cause, binding, [*passed, *notes]))
 
     def _address_mismatch(self, planned: PlannedStep) -> _Decision | None:
         # PLAYBOOK stage 2: "compare the address we are writing to with the address the

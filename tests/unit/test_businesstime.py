@@ -810,3 +810,47 @@ def test_wall_time_fast_path_agrees_with_resolving_through_utc(
 )
 def test_steady_day_finds_every_kind_of_change(zone: str, day: date, steady: bool) -> None:
     assert businesstime._steady_day(ZoneInfo(zone), day) is steady
+
+
+def exactly(t: datetime) -> tuple[datetime, int, object]:
+    """Wall time, fold and zone: what two results must share to be the same value."""
+    return t.replace(tzinfo=None), t.fold, t.tzinfo
+
+
+@beyond_holiday_tables
+@settings(deadline=None, max_examples=400)
+@given(
+    cal=st.one_of(default_calendars(), odd_calendars()),
+    spec=offset_specs(),
+    anchors=st.lists(transition_heavy_times, min_size=1, max_size=4),
+)
+def test_opening_after_is_next_window_open_of_the_applied_offset(
+    cal: Calendar, spec: str, anchors: list[datetime]
+) -> None:
+    offset = parse_offset(spec)
+    # Several anchors, some on the same local day, and each twice: the memo is filled
+    # by the first and read by the others.
+    anchors += [a.replace(hour=h) for a in anchors[:1] for h in (0, 8, 12, 23)]
+    for anchor in anchors + anchors:
+        fast = cal.opening_after(offset, anchor)
+        slow = cal.next_window_open(offset.apply(anchor, cal))
+        assert exactly(fast) == exactly(slow)
+
+
+def test_opening_after_refuses_a_naive_anchor_like_apply() -> None:
+    with pytest.raises(ValueError, match=r"anchor .* is naive"):
+        IT.opening_after(parse_offset("5d"), datetime(2026, 11, 20, 10))
+
+
+@pytest.mark.parametrize("spec", ["1d", "2 business days", "3w", "tuesday of next week", "90m"])
+@pytest.mark.parametrize("fold", [0, 1])
+def test_opening_after_from_a_repeated_hour(spec: str, fold: int) -> None:
+    # 02:30 happens twice in Rome on 25 Oct 2026; either one lands at 02:30 (fold 0) on a
+    # steady day, inside a window that is open all day.
+    cal = Calendar(tz="Europe/Rome", window_start=time(0), window_end=time(23, 59),
+                   workdays=frozenset(range(7)))  # fmt: skip
+    anchor = datetime(2026, 10, 25, 2, 30, fold=fold, tzinfo=ROME)
+    offset = parse_offset(spec)
+    for _ in range(2):
+        fast = cal.opening_after(offset, anchor)
+        assert exactly(fast) == exactly(cal.next_window_open(offset.apply(anchor, cal)))

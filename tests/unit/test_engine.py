@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ghostwatch import engine
 from ghostwatch.engine import (
     AutoReply,
     Invoice,
@@ -928,3 +929,88 @@ def test_plan_invariants(threads: tuple[ThreadFacts, ...], offset_days: int, hou
         assert step.due_at.astimezone(UTC) >= opening.astimezone(UTC)
         # The explanation describes the very same step.
         assert explain(f, PROPERTY_SETTINGS, now).next_step == step
+
+
+# plan() shares lookups between threads (clients by address, calendars, per-policy texts
+# and offsets, texts of dates): each thread's step must be the one planned on its own.
+
+
+def _exact(step: PlannedStep) -> tuple[object, ...]:
+    """Every field, with due_at's wall time, fold and zone (== compares only instants)."""
+    return tuple(
+        (v.replace(tzinfo=None), v.fold, v.tzinfo) if isinstance(v, datetime) else v
+        for v in (getattr(step, f) for f in PlannedStep.__slots__)
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    threads=st.integers(1, 12).flatmap(
+        lambda n: st.tuples(*(thread_facts(f"t{i}") for i in range(n)))
+    ),
+    offset_days=st.integers(-5, 60) | st.integers(-5, 400),
+    hour=st.integers(0, 23),
+)
+def test_plan_is_each_threads_next_step_on_its_own(
+    threads: tuple[ThreadFacts, ...], offset_days: int, hour: int
+) -> None:
+    base = min(f.verdict.last_activity for f in threads)
+    now = (base + timedelta(days=offset_days)).replace(hour=hour)
+    alone = [s for f in threads if (s := next_step(f, PROPERTY_SETTINGS, now)) is not None]
+    alone.sort(key=lambda s: (s.due_at.astimezone(UTC), s.thread_id))
+    assert [_exact(s) for s in plan(threads, PROPERTY_SETTINGS, now)] == [_exact(s) for s in alone]
+    until = now + timedelta(days=10)
+    assert [_exact(s) for s in plan(threads, PROPERTY_SETTINGS, now, until=until)] == [
+        _exact(s) for s in alone if s.due_at.astimezone(UTC) <= until.astimezone(UTC)
+    ]
+    for f in threads:
+        step = explain(f, PROPERTY_SETTINGS, now).next_step
+        assert (step and _exact(step)) == next((_exact(s) for s in alone if s.thread_id ==
+                                                f.thread_id), None)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    now=st.datetimes(datetime(2025, 1, 1), datetime(2028, 12, 31), timezones=st.just(UTC)),
+    times=st.lists(
+        st.datetimes(
+            datetime(2024, 1, 1),
+            datetime(2029, 12, 31),
+            timezones=st.sampled_from([ZoneInfo(z) for z in ZONES]),
+        ),
+        max_size=6,
+    ),
+)
+def test_texts_of_dates_and_times(zone: str, now: datetime, times: list[datetime]) -> None:
+    s = make_settings(clients=[{"name": "Z", "domains": ["z.example"], "time_zone": zone}])
+    ctx = engine._Context(s, now)
+    f = facts(now, to="a@z.example")
+    client = ctx.client(f, ("a@z.example",))
+    planner = engine._Planner(
+        ctx, f, ctx.profile(s.policies["prospect"], client), ("", ()), verbose=True
+    )
+    tz = ZoneInfo(zone)
+    year = now.astimezone(tz).year
+    for t in times + times:
+        local = t.astimezone(tz)
+        day = f"{local:%a} {local.day} {local:%b}" + (
+            "" if local.year == year else f" {local.year}"
+        )
+        assert planner.day(t) == planner.day(local.date()) == day
+        assert planner.when(t) == f"{day} {local:%H:%M}"
+
+
+def test_client_lookups_are_the_settings_ones() -> None:
+    s = make_settings(
+        clients=[
+            {"name": "A", "addresses": ["boss@b.example"], "domains": ["a.example"]},
+            {"name": "B", "domains": ["b.example"]},
+        ]
+    )
+    ctx = engine._Context(s, None)
+    for addrs in [("x@a.example",), ("boss@b.example",), ("x@b.example", "boss@b.example"),
+                  ("x@eu.a.example",), ("x@c.example",), ("x@c.example", "y@a.example"), ()]:  # fmt: skip
+        for _ in range(2):
+            got = ctx.client(facts(SENT_ON, to="x@c.example"), addrs)
+            assert got is s.client_for(addrs)
