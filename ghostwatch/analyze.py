@@ -281,15 +281,18 @@ def _analyze_whole(
     for n, (msgid,) in enumerate(distinct):  # numbered as dense_rank numbers them
         if threader.needs_name(n):
             threader.set_name(n, msgid)
-    people: dict[int, frozenset[str]] = {}
-    for wanted in in_chunks(threader.fallback_keys()):
-        addressed = select(
-            MessageRow.id, MessageRow.from_addr, MessageRow.to_addrs, MessageRow.cc_addrs
-        ).where(MessageRow.id.in_(wanted))
-        for key, from_addr, to_addrs, cc_addrs in conn.execute(addressed):
-            people[key] = _participants(from_addr, to_addrs, cc_addrs, identity)
-    threader.set_participants(people)
-    del people
+
+    def participants_of(keys: list[int]) -> dict[int, frozenset[str]]:
+        people: dict[int, frozenset[str]] = {}
+        for part in in_chunks(keys):
+            query = select(
+                MessageRow.id, MessageRow.from_addr, MessageRow.to_addrs, MessageRow.cc_addrs
+            ).where(MessageRow.id.in_(part))
+            for key, from_addr, to_addrs, cc_addrs in conn.execute(query):
+                people[key] = _participants(from_addr, to_addrs, cc_addrs, identity)
+        return people
+
+    threader.join_by_subject(participants_of)
 
     rename: dict[str, str] = {}
     if gm_thrids:

@@ -28,7 +28,7 @@ import bisect
 import hashlib
 import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -553,6 +553,9 @@ def _pick_target(
 # --- Threading a mailbox too big to hold ---------------------------------------------------
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Who takes part in each message, by key (see :meth:`StreamThreader.join_by_subject`).
+Participants = Mapping[int, Iterable[str]]
+_FALLBACK_BATCH = 5000  # messages whose participants are asked for at once
 # Array type of message, id and component numbers: 4 bytes, 2**31 of each at most.
 _INDEX = "i"
 
@@ -580,8 +583,8 @@ class StreamThreader:
        component; answer with :meth:`set_subject` for each.
     2. :meth:`needs_name`: whether an id number names a thread; answer with
        :meth:`set_name` for each that does.
-    3. :meth:`fallback_keys`: the messages of the components the subject fallback could
-       join; answer with :meth:`set_participants`.
+    3. :meth:`join_by_subject`, given a function that answers who takes part in a few
+       thousand messages at a time (those of subjects the fallback could join).
 
     Then :meth:`assignments` and :meth:`subject_keys` give what thread_messages_keyed
     gives for the same messages (the tests hold the two to each other).
@@ -612,8 +615,6 @@ class StreamThreader:
         self._digests = bytearray()  # 20 bytes each: sha1 of the normalized subject
         self._has_digest = bytearray()
         self._thread = array("q")  # the thread's number (see _thread_number), -1 unnamed
-        self._participants: dict[int, frozenset[str]] = {}
-        self._candidates: set[int] = set()
         self._by_thread = array(_INDEX)  # components in thread-number order
         self._state = "adding"
 
@@ -765,28 +766,41 @@ class StreamThreader:
 
     # 3. The subject fallback.
 
-    def fallback_keys(self) -> list[int]:
-        """Keys of the messages whose participants the subject fallback needs: those of
-        components sharing a subject with another, where one of them is an orphan and
-        one has a reply prefix (the fallback joins nothing else)."""
+    def join_by_subject(self, participants_of: Callable[[list[int]], Participants]) -> None:
+        """Apply the subject fallback, one subject at a time: only the components that
+        share a subject with another, where one is an orphan and one has a reply prefix
+        (the fallback joins nothing else). ``participants_of(keys)`` answers who takes
+        part in those messages, as threading counts them; it is asked about a few
+        thousand messages at a time, so memory stays bounded by the largest subject."""
         if self._state in ("subjects", "names"):
             self._state = "fallback"
         self._expect("fallback")
         missing = sum(1 for t in self._thread if t < 0)
         if missing:
             raise ValueError(f"{missing} thread roots were given no Message-ID")
-        self._root_comp = array("q")
-        self._candidates = self._fallback_candidates()
-        candidates = self._candidates
-        return [self._keys[i] for i, j in enumerate(self._item_comp) if j in candidates]
+        self._root_comp = array(_INDEX)
+        runs = self._fallback_runs()
+        slots = array(_INDEX, [-1]) * len(self._heads)
+        for run in runs:
+            for j in run:
+                slots[j] = 0
+        grouped, bounds = self._items_of(slots)
+        batch: list[list[int]] = []
+        size = 0
+        for run in runs:
+            batch.append(run)
+            size += sum(bounds[slots[j] + 1] - bounds[slots[j]] for j in run)
+            if size >= _FALLBACK_BATCH:
+                self._join_runs(batch, grouped, bounds, slots, participants_of)
+                batch, size = [], 0
+        self._join_runs(batch, grouped, bounds, slots, participants_of)
+        self._state = "done"
 
-    def _digest(self, component: int) -> bytes:
-        return bytes(self._digests[20 * component : 20 * component + 20])
-
-    def _fallback_candidates(self) -> set[int]:
+    def _fallback_runs(self) -> list[list[int]]:
+        """Components grouped by subject, the groups the fallback could join within."""
         has, orphan, prefixed = self._has_digest, self._orphan, self._had_prefix
         order = sorted((j for j in range(len(has)) if has[j]), key=self._digest)
-        candidates: set[int] = set()
+        runs: list[list[int]] = []
         start = 0
         while start < len(order):
             digest = self._digest(order[start])
@@ -795,14 +809,75 @@ class StreamThreader:
                 end += 1
             run = order[start:end]
             if len(run) > 1 and any(orphan[j] for j in run) and any(prefixed[j] for j in run):
-                candidates.update(run)
+                runs.append(run)
             start = end
-        return candidates
+        return runs
 
-    def set_participants(self, participants: dict[int, frozenset[str]]) -> None:
-        """Per key of :meth:`fallback_keys`, its participants as threading counts them."""
-        self._expect("fallback")
-        self._participants = participants
+    def _items_of(self, slots: array[int]) -> tuple[array[int], array[int]]:
+        """The messages of the components marked in ``slots`` (>= 0), grouped by
+        component in date order: ``grouped[bounds[slots[j]]:bounds[slots[j] + 1]]``.
+        Numbers ``slots`` in passing. A counting sort: arrays only."""
+        counts = array(_INDEX)
+        for j, slot in enumerate(slots):
+            if slot >= 0:
+                slots[j] = len(counts)
+                counts.append(0)
+        item_comp = self._item_comp
+        for j in item_comp:
+            slot = slots[j]
+            if slot >= 0:
+                counts[slot] += 1
+        bounds = array(_INDEX, [0]) * (len(counts) + 1)
+        for slot, count in enumerate(counts):
+            bounds[slot + 1] = bounds[slot] + count
+        fill = array(_INDEX, bounds[:-1])
+        grouped = array(_INDEX, [0]) * bounds[-1]
+        for i, j in enumerate(item_comp):
+            slot = slots[j]
+            if slot >= 0:
+                grouped[fill[slot]] = i
+                fill[slot] += 1
+        return grouped, bounds
+
+    def _join_runs(
+        self,
+        runs: list[list[int]],
+        grouped: array[int],
+        bounds: array[int],
+        slots: array[int],
+        participants_of: Callable[[list[int]], Participants],
+    ) -> None:
+        """The fallback of :func:`thread_messages_keyed` within each of ``runs``."""
+        if not runs:
+            return
+        keys, when, heads, thread = self._keys, self._when, self._heads, self._thread
+        items = {j: grouped[bounds[slots[j]] : bounds[slots[j] + 1]] for run in runs for j in run}
+        people = participants_of([keys[i] for part in items.values() for i in part])
+        for run in runs:
+            components = [
+                _Component(
+                    items=tuple(items[j]),
+                    thread_id=_thread_name(thread[j]),
+                    date=_from_micros(when[heads[j]]),
+                    # Equal digests are equal subjects, and a digest is never generic.
+                    subject=self._digest(j).hex(),
+                    had_reply_prefix=self._had_prefix[j] == 1,
+                    orphan=self._orphan[j] == 1,
+                    participants=frozenset(
+                        chain.from_iterable(people.get(keys[i], ()) for i in items[j])
+                    ),
+                )
+                for j in run
+            ]
+            number = {id(comp): j for comp, j in zip(components, run, strict=True)}
+            for group in _subject_groups(lambda i: _from_micros(when[i]), components, self._window):
+                lead = min(group, key=lambda comp: (comp.date, comp.thread_id))
+                for comp in group:
+                    # Members share the lead's subject, hence its key too.
+                    thread[number[id(comp)]] = thread[number[id(lead)]]
+
+    def _digest(self, component: int) -> bytes:
+        return bytes(self._digests[20 * component : 20 * component + 20])
 
     # The result.
 
@@ -841,51 +916,11 @@ class StreamThreader:
         return {_thread_name(t): self.subject_key(_thread_name(t)) for t in set(thread)}
 
     def _threads(self) -> array[int]:
-        if self._state == "done":
-            return self._thread
-        if self._state != "fallback":
-            self.fallback_keys()
+        self._expect("done")
         thread = self._thread
-        if self._candidates:
-            for group in self._fallback_groups():
-                lead = min(group, key=lambda j: (self._when[self._heads[j]], thread[j]))
-                for j in group:
-                    # Members share the lead's subject, hence its key too.
-                    thread[j] = thread[lead]
-        self._by_thread = array(_INDEX, sorted(range(len(thread)), key=thread.__getitem__))
-        self._participants = {}
-        self._candidates = set()
-        self._state = "done"
+        if len(self._by_thread) != len(thread):
+            self._by_thread = array(_INDEX, sorted(range(len(thread)), key=thread.__getitem__))
         return thread
-
-    def _fallback_groups(self) -> list[list[int]]:
-        """Run the subject fallback of :func:`thread_messages_keyed` over the candidates."""
-        members: dict[int, list[int]] = {j: [] for j in self._candidates}
-        for i, j in enumerate(self._item_comp):
-            if j in members:
-                members[j].append(i)
-        people = self._participants
-        components: list[_Component] = []
-        numbers: list[int] = []
-        for j, items in members.items():
-            components.append(
-                _Component(
-                    items=tuple(items),
-                    thread_id=_thread_name(self._thread[j]),
-                    date=_from_micros(self._when[self._heads[j]]),
-                    # Equal digests are equal subjects, and a digest is never generic.
-                    subject=self._digest(j).hex(),
-                    had_reply_prefix=self._had_prefix[j] == 1,
-                    orphan=self._orphan[j] == 1,
-                    participants=frozenset(
-                        chain.from_iterable(people.get(self._keys[i], ()) for i in items)
-                    ),
-                )
-            )
-            numbers.append(j)
-        position = {id(comp): j for comp, j in zip(components, numbers, strict=True)}
-        groups = _subject_groups(lambda i: _from_micros(self._when[i]), components, self._window)
-        return [[position[id(comp)] for comp in group] for group in groups]
 
     def _expect(self, state: str) -> None:
         if self._state != state:

@@ -644,8 +644,7 @@ def stream_thread(
     for ident, n in numbers.items():  # in number order, as the store streams them
         if threader.needs_name(n):
             threader.set_name(n, ident)
-    wanted = threader.fallback_keys()
-    threader.set_participants({k: by_key[k].participants for k in wanted})
+    threader.join_by_subject(lambda keys: {k: by_key[k].participants for k in keys})
     return dict(threader.assignments()), threader.subject_keys()
 
 
@@ -687,7 +686,15 @@ def test_an_orphan_reply_joins_by_subject_and_asks_only_for_those_participants()
     for ident, n in numbers.items():
         if threader.needs_name(n):
             threader.set_name(n, ident)
-    assert sorted(threader.fallback_keys()) == [1, 2]
+    asked: list[int] = []
+
+    def participants_of(keys: list[int]) -> dict[int, frozenset[str]]:
+        asked.extend(keys)
+        return {k: messages[k - 1].participants for k in keys}
+
+    threader.join_by_subject(participants_of)
+    assert sorted(asked) == [1, 2]
+    assert dict(threader.assignments()) == threads
 
 
 def test_messages_out_of_order_and_steps_out_of_turn_are_errors() -> None:
@@ -698,14 +705,15 @@ def test_messages_out_of_order_and_steps_out_of_turn_are_errors() -> None:
     with pytest.raises(ValueError, match="out of range"):
         threader.add(6, 101, 2, None, [])
     threader.head_keys()
-    with pytest.raises(RuntimeError, match="fallback step called during subjects"):
-        threader.set_participants({})
+    with pytest.raises(RuntimeError, match="done step called during subjects"):
+        threader.subject_key("t000000000000")
     with pytest.raises(ValueError, match="given no Message-ID"):
-        threader.fallback_keys()
+        threader.join_by_subject(lambda keys: {})
 
 
 def test_an_empty_mailbox_has_no_threads() -> None:
     threader = StreamThreader(0)
     assert list(threader.head_keys()) == []
+    threader.join_by_subject(lambda keys: {})
     assert list(threader.assignments()) == []
     assert threader.subject_keys() == {}
