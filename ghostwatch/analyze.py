@@ -197,17 +197,35 @@ def analyze_account(
 ) -> Analysis:
     """Thread every stored message of ``account``, judge every thread, store verdicts.
 
-    Memory stays bounded whatever the size of the mailbox: threading keeps a few
-    integers per message (:class:`~ghostwatch.threads.StreamThreader`, with the ids
-    numbered by the database), and threads are judged a batch at a time as they are
-    read back. Works on plain rows and Core statements: the ORM's per-object
-    bookkeeping costs more than the threading itself. :func:`analyze_changes` does
-    the same work for only what new mail can affect.
+    Up to :data:`IN_MEMORY_LIMIT` messages the account is threaded and judged in
+    memory. Beyond, memory stays bounded whatever the size of the mailbox: threading
+    keeps a few integers per message (:class:`~ghostwatch.threads.StreamThreader`,
+    with the ids numbered by the database), and threads are judged a batch at a time
+    as they are read back. Both give the same result (the tests hold them to each
+    other). Works on plain rows and Core statements: the ORM's per-object bookkeeping
+    costs more than the threading itself. :func:`analyze_changes` does the same work
+    for only what new mail can affect.
     """
     with sessions() as db:
-        analysis = _analyze_whole(db, account, now + clock_skew, now)
+        conn = db.connection()
+        count = conn.scalar(
+            select(func.count()).select_from(MessageRow).where(MessageRow.account == account.name)
+        )
+        if (count or 0) <= IN_MEMORY_LIMIT:
+            query = select(*_COLUMNS).where(MessageRow.account == account.name)
+            # On the Core connection rows stream from the cursor.
+            rows = conn.execute(query.execution_options(stream_results=True))
+            verdicts = _rethread(db, account, rows, now + clock_skew, now, replaced=None)
+            analysis = Analysis(len(verdicts), sum(1 for v in verdicts.values() if v.awaiting))
+        else:
+            analysis = _analyze_whole(db, account, now + clock_skew, now)
         db.commit()
     return analysis
+
+
+#: Up to this many messages, a full analysis holds the account in memory (about 1.5 KB
+#: a message, and faster); beyond it, it streams in bounded memory.
+IN_MEMORY_LIMIT = 100_000
 
 
 def _analyze_whole(
@@ -743,13 +761,13 @@ def _rethread(
     visible_until: datetime,
     now: datetime,
     *,
-    replaced: set[str],
+    replaced: set[str] | None,
     rejudge: _Elsewhere | None = None,
 ) -> dict[str, Verdict]:
-    """Thread ``rows`` (whole threads only), store their thread ids, mentions and
-    verdicts. ``replaced``: the stored threads these rows were in; who last wrote in
-    the account is looked up in the store. ``rejudge``: which other stored threads to
-    judge again, as they stand."""
+    """Thread ``rows`` (whole threads only) in memory, store their thread ids, mentions
+    and verdicts. ``replaced``: the stored threads these rows were in (None: every
+    thread of the account is being replaced; otherwise who last wrote is looked up in
+    the store). ``rejudge``: which other stored threads to judge again, as they stand."""
     identity = identity_of(account)
     # One pass over the rows builds both views; the rows themselves are then dropped,
     # which keeps the peak memory of a big first sync down. The strings that repeat
@@ -767,7 +785,7 @@ def _rethread(
             gm_thrids[r.id] = r.gm_thrid
     assigned, subject_keys = thread_messages_keyed(inputs)
     _unite_gmail_threads(gm_thrids, assigned)
-    _store_mentions(db, account.name, inputs, old_tid)
+    _store_mentions(db, account.name, inputs, old_tid, everything=replaced is None)
     del inputs
 
     conn = db.connection()
@@ -810,19 +828,24 @@ def _rethread(
                 ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
             )
             subject_keys.update((tid, key) for tid, key in conn.execute(query))
-    conn = db.connection()
-    verdicts = judge_all(
-        threads,
-        identity,
-        visible_until,
-        contacts=lambda addrs: _latest_contacts(conn, account.name, identity, addrs, visible_until),
-    )
-    for part in in_chunks(sorted(replaced | set(threads))):
-        db.execute(
-            delete(ThreadRow).where(
-                ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
-            )
+    if replaced is None:
+        verdicts = judge_all(threads, identity, visible_until)
+        db.execute(delete(ThreadRow).where(ThreadRow.account == account.name))
+    else:
+        verdicts = judge_all(
+            threads,
+            identity,
+            visible_until,
+            contacts=lambda addrs: _latest_contacts(
+                conn, account.name, identity, addrs, visible_until
+            ),
         )
+        for part in in_chunks(sorted(replaced | set(threads))):
+            db.execute(
+                delete(ThreadRow).where(
+                    ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
+                )
+            )
     _insert_verdicts(conn, account.name, verdicts, now, subject_keys.get)
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
     log.debug("threads_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)
@@ -884,20 +907,26 @@ _MENTION_BATCH = 20000
 
 
 def _store_mentions(
-    db: Session, account: str, inputs: list[ThreadInput], old_tid: dict[int, str | None]
+    db: Session,
+    account: str,
+    inputs: list[ThreadInput],
+    old_tid: dict[int, str | None],
+    *,
+    everything: bool,
 ) -> None:
-    """Index the ids each message names, once per message (those not threaded before)."""
+    """Index the ids each message names; once per message (those not threaded before),
+    or all of them afresh when the whole account is re-threaded."""
     conn = db.connection()
     table = cast(Table, Mention.__table__)
-    batch: list[dict[str, Any]] = []
+    if everything:
+        conn.execute(delete(table).where(table.c.account == account))
+    batch: list[tuple[int, str, str]] = []
     for item in inputs:
-        if old_tid[item.key] is not None:
+        if not everything and old_tid[item.key] is not None:
             continue
-        batch.extend(
-            {"message_pk": item.key, "msgid": i, "account": account} for i in mentioned_ids(item)
-        )
+        batch.extend((item.key, i, account) for i in mentioned_ids(item))
         if len(batch) >= _MENTION_BATCH:
-            conn.execute(insert(table), batch)
+            conn.exec_driver_sql(_MENTION_INSERT[conn.dialect.paramstyle == "qmark"], batch)
             batch = []
     if batch:
-        conn.execute(insert(table), batch)
+        conn.exec_driver_sql(_MENTION_INSERT[conn.dialect.paramstyle == "qmark"], batch)
