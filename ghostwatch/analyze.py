@@ -395,8 +395,14 @@ def _judge_stored(
         .execution_options(stream_results=True)
     )
 
+    latest: dict[str, tuple[datetime, str]] | None = None
+
     def contacts(addrs: set[str]) -> dict[str, tuple[datetime, str]]:
-        return _latest_contacts(conn, name, identity, addrs, visible_until)
+        # Every sender's latest word at once: one query instead of one per batch.
+        nonlocal latest
+        if latest is None:
+            latest = _latest_contacts(conn, name, identity, None, visible_until)
+        return {a: latest[a] for a in addrs if a in latest}
 
     threads = awaiting = 0
 
@@ -868,9 +874,14 @@ def _msg(r: Any, identity: Identity) -> Msg:
 
 
 def _latest_contacts(
-    conn: Connection, account: str, identity: Identity, addrs: set[str], visible_until: datetime
+    conn: Connection,
+    account: str,
+    identity: Identity,
+    addrs: set[str] | None,
+    visible_until: datetime,
 ) -> dict[str, tuple[datetime, str]]:
-    """judgment.latest_human_contact over the whole stored account, for ``addrs``."""
+    """judgment.latest_human_contact over the whole stored account, for ``addrs``
+    (None: for every sender, in one query)."""
     latest: dict[str, tuple[datetime, str]] = {}
     answers = (
         MessageRow.account == account,
@@ -881,18 +892,20 @@ def _latest_contacts(
         func.coalesce(MessageRow.thread_id, "") != "",
         func.coalesce(MessageRow.date, MessageRow.date) <= visible_until,
     )
-    for part in in_chunks(sorted(addrs)):
+    parts: Iterable[list[str] | None] = [None] if addrs is None else in_chunks(sorted(addrs))
+    for part in parts:
+        among = () if part is None else (MessageRow.from_addr.in_(part),)
         # Per address, its latest date, then the greatest thread id at that date.
         best = (
             select(MessageRow.from_addr.label("addr"), func.max(MessageRow.date).label("at"))
-            .where(*answers, MessageRow.from_addr.in_(part))
+            .where(*answers, *among)
             .group_by(MessageRow.from_addr)
             .subquery()
         )
         query = (
             select(MessageRow.from_addr, MessageRow.date, func.max(MessageRow.thread_id))
             .join(best, and_(MessageRow.from_addr == best.c.addr, MessageRow.date == best.c.at))
-            .where(*answers, MessageRow.from_addr.in_(part))
+            .where(*answers, *among)
             .group_by(MessageRow.from_addr, MessageRow.date)
         )
         for addr, when, tid in conn.execute(query):
