@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +46,8 @@ from ghostwatch.threads import (
     ThreadInput,
     ids_named,
     mentioned_ids,
+    thread_id_number,
+    thread_id_of,
     thread_messages_keyed,
     to_micros,
 )
@@ -345,9 +346,6 @@ def _analyze_whole(
     return _judge_stored(conn, account, identity, threader.subject_key, (visible_until, now))
 
 
-_THREAD_ID = re.compile(r"t[0-9a-f]{12}")
-
-
 class _ThreadNumbers:
     """Thread ids as numbers, so one per message fits in an array: "t" + 12 hex digits
     (every id threading gives) is that number; anything else gets a negative one."""
@@ -360,8 +358,9 @@ class _ThreadNumbers:
         """-1 for None."""
         if tid is None:
             return -1
-        if _THREAD_ID.fullmatch(tid):
-            return int(tid[1:], 16)
+        number = thread_id_number(tid)
+        if number is not None:
+            return number
         n = self._odd.get(tid)
         if n is None:
             n = self._odd[tid] = -2 - len(self._odd)
@@ -369,7 +368,7 @@ class _ThreadNumbers:
         return n
 
     def name(self, number: int) -> str:
-        return f"t{number:012x}" if number >= 0 else self._odd_names[number]
+        return thread_id_of(number) if number >= 0 else self._odd_names[number]
 
 
 _UPDATE_BATCH = 20_000
@@ -464,17 +463,22 @@ _MENTION_INSERT = {
 }
 
 
+def _insert_mentions(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
+    """(message_pk, msgid, account) rows straight to the DBAPI cursor: SQLAlchemy's
+    per-row parameter handling costs more than the insert. Fixed text: only the
+    driver's placeholder differs (sqlite3 "?", psycopg "%s")."""
+    if rows:
+        conn.exec_driver_sql(_MENTION_INSERT[conn.dialect.paramstyle == "qmark"], rows)
+
+
 def _index_mentions(conn: Connection, account: str) -> int:
     """Rebuild the account's index of the ids each message names; how many distinct.
 
-    Rows go straight to the DBAPI cursor (SQLAlchemy's per-row parameter handling
-    costs more than the insert), and old rows are deleted a batch of messages at a
-    time (one DELETE of millions of rows holds all their row ids in memory).
+    Old rows are deleted a batch of messages at a time (one DELETE of millions of rows
+    holds all their row ids in memory).
     """
     stale = conn.scalar(select(Mention.message_pk).where(Mention.account == account).limit(1))
     table = cast(Table, Mention.__table__)
-    # Fixed text: only the driver's placeholder differs (sqlite3 "?", psycopg "%s").
-    sql = _MENTION_INSERT[conn.dialect.paramstyle == "qmark"]
     rows = conn.execute(
         select(MessageRow.id, MessageRow.message_id, MessageRow.in_reply_to, MessageRow.references)
         .where(MessageRow.account == account)
@@ -487,8 +491,7 @@ def _index_mentions(conn: Connection, account: str) -> int:
         if stale is not None:
             for part in in_chunks(keys):
                 conn.execute(delete(table).where(table.c.message_pk.in_(part)))
-        if batch:
-            conn.exec_driver_sql(sql, batch)
+        _insert_mentions(conn, batch)
         batch.clear()
         keys.clear()
 
@@ -939,7 +942,6 @@ def _store_mentions(
             continue
         batch.extend((item.key, i, account) for i in mentioned_ids(item))
         if len(batch) >= _MENTION_BATCH:
-            conn.exec_driver_sql(_MENTION_INSERT[conn.dialect.paramstyle == "qmark"], batch)
+            _insert_mentions(conn, batch)
             batch = []
-    if batch:
-        conn.exec_driver_sql(_MENTION_INSERT[conn.dialect.paramstyle == "qmark"], batch)
+    _insert_mentions(conn, batch)

@@ -25,14 +25,16 @@ loops cost linear time and no stack.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from operator import attrgetter
+from typing import TypeVar
 
 __all__ = [
     "StreamThreader",
@@ -42,6 +44,8 @@ __all__ = [
     "normalize_subject",
     "parse_msgid_list",
     "subject_key",
+    "thread_id_number",
+    "thread_id_of",
     "thread_messages",
     "thread_messages_keyed",
     "to_micros",
@@ -191,7 +195,7 @@ def parse_msgid_list(value: str | None) -> tuple[str, ...]:
 # --- Threading ----------------------------------------------------------------------------
 
 
-def _find(parent: list[int], x: int) -> int:
+def _find(parent: MutableSequence[int], x: int) -> int:
     while parent[x] != x:
         parent[x] = parent[parent[x]]  # path halving keeps later finds near O(1)
         x = parent[x]
@@ -220,6 +224,20 @@ def _thread_number(root_id: str) -> int:
 
 def _thread_name(number: int) -> str:
     return f"t{number:012x}"
+
+
+_THREAD_NAME = re.compile(r"t[0-9a-f]{12}")
+
+
+def thread_id_number(thread_id: str) -> int | None:
+    """The number a thread id threading gives is written from (the inverse of writing it),
+    None for any other text."""
+    return int(thread_id[1:], 16) if _THREAD_NAME.fullmatch(thread_id) else None
+
+
+def thread_id_of(number: int) -> str:
+    """The thread id written from ``number`` (see :func:`thread_id_number`)."""
+    return _thread_name(number)
 
 
 def _synthetic_id(key: int) -> str:
@@ -274,64 +292,109 @@ class _Graph:
     names: list[str]  # container -> Message-ID (real or phantom)
     own: list[int]  # item -> its container
     linked: list[bool]  # item -> has an effective In-Reply-To/References link
-    tree: list[int]  # union-find over accepted parent links (the JWZ tree)
-    comp: list[int]  # union-find over every link (thread membership)
-    has_parent: list[bool]
+    tree: MutableSequence[int]  # union-find over accepted parent links (the JWZ tree)
+    comp: MutableSequence[int]  # union-find over every link (thread membership)
+    has_parent: bytearray
 
 
-def _build_graph(items: list[ThreadInput]) -> _Graph:
-    """JWZ step 1 for every input, oldest first."""
-    index: dict[str, int] = {}
-    intern = index.setdefault
-    own: list[int] = []
-    linked: list[bool] = []
-    pairs: list[tuple[int, int]] = []  # (parent, child) in processing order
-    for m in items:
-        ident = m.message_id.strip() if m.message_id else ""
-        if not ident:
-            ident = _synthetic_id(m.key)
-        c = intern(ident, len(index))
-        own.append(c)
-        parents = [r for r in m.references if r and r != ident]
-        irt = m.in_reply_to
-        if irt and irt != ident and (not parents or parents[-1] != irt):
-            parents.append(irt)
-        linked.append(bool(parents))
+class _Links:
+    """JWZ step 1's two union-finds over containers: every link (thread membership) and
+    the accepted parent links (the JWZ tree). Lists or arrays, as the caller's memory
+    asks; containers are added as they are first seen."""
+
+    __slots__ = ("comp", "comp_size", "has_parent", "tree", "tree_size")
+
+    def __init__(
+        self, make: Callable[[Iterable[int]], MutableSequence[int]], count: int = 0
+    ) -> None:
+        """``count`` containers to start with; ``make`` builds a sequence (list, array)."""
+        self.tree, self.comp = make(range(count)), make(range(count))
+        self.tree_size, self.comp_size = make([1] * count), make([1] * count)
+        self.has_parent = bytearray(count)
+
+    def add(self) -> int:
+        """A new container; its number."""
+        c = len(self.tree)
+        for seq, value in (
+            (self.tree, c),
+            (self.tree_size, 1),
+            (self.comp, c),
+            (self.comp_size, 1),
+        ):
+            seq.append(value)
+        self.has_parent.append(0)
+        return c
+
+    def chain(self, parents: list[int], child: int) -> None:
+        """Consecutive ids of a message's parent chain are parent and child; the last is
+        the message's own container's parent."""
         prev = -1
         for ref in parents:
-            rc = intern(ref, len(index))
-            if prev >= 0 and prev != rc:
-                pairs.append((prev, rc))
-            prev = rc
+            if prev >= 0 and prev != ref:
+                self._link(prev, ref)
+            prev = ref
         if prev >= 0:
-            pairs.append((prev, c))
+            self._link(prev, child)
 
-    n = len(index)
-    tree = list(range(n))
-    tree_size = [1] * n
-    comp = list(range(n))
-    comp_size = [1] * n
-    has_parent = [False] * n
-    for parent, child in pairs:
+    def _link(self, parent: int, child: int) -> None:
+        comp, comp_size = self.comp, self.comp_size
         rp, rc = _find(comp, parent), _find(comp, child)
         if rp != rc:
             if comp_size[rp] < comp_size[rc]:
                 rp, rc = rc, rp
             comp[rc] = rp
             comp_size[rp] += comp_size[rc]
-        if has_parent[child]:
-            continue  # first parent wins; inputs come oldest first
+        if self.has_parent[child]:
+            return  # first parent wins; inputs come oldest first
         # `child` has no parent, so it is the root of its tree: the link closes a loop exactly
         # when `parent` already sits in that tree (JWZ "don't create a loop" check).
+        tree, tree_size = self.tree, self.tree_size
         tp, tc = _find(tree, parent), _find(tree, child)
         if tp == tc:
-            continue
-        has_parent[child] = True
+            return
+        self.has_parent[child] = 1
         if tree_size[tp] < tree_size[tc]:
             tp, tc = tc, tp
         tree[tc] = tp
         tree_size[tp] += tree_size[tc]
-    return _Graph(list(index), own, linked, tree, comp, has_parent)
+
+
+_T = TypeVar("_T")
+
+
+def _parents(own: _T, in_reply_to: _T | None, references: Iterable[_T]) -> list[_T]:
+    """A message's parent chain: its References (oldest first, its own id left out), then
+    its In-Reply-To unless the chain already ends with it."""
+    parents = [r for r in references if r != own]
+    irt = in_reply_to
+    if irt is not None and irt != own and (not parents or parents[-1] != irt):
+        parents.append(irt)
+    return parents
+
+
+def _build_graph(items: list[ThreadInput]) -> _Graph:
+    """JWZ step 1 for every input, oldest first."""
+    index: dict[str, int] = {}
+    links = _Links(list)
+    own: list[int] = []
+    linked: list[bool] = []
+
+    def container(ident: str) -> int:
+        c = index.get(ident)
+        if c is None:
+            c = index[ident] = links.add()
+        return c
+
+    for m in items:
+        ident = m.message_id.strip() if m.message_id else ""
+        if not ident:
+            ident = _synthetic_id(m.key)
+        c = container(ident)
+        own.append(c)
+        parents = _parents(ident, m.in_reply_to or None, [r for r in m.references if r])
+        linked.append(bool(parents))
+        links.chain([container(r) for r in parents], c)
+    return _Graph(list(index), own, linked, links.tree, links.comp, links.has_parent)
 
 
 def thread_messages(
@@ -600,11 +663,7 @@ class StreamThreader:
         self._own = array(_INDEX)  # message -> its container
         self._linked = bytearray()  # message -> has an effective In-Reply-To/References link
         # Containers: the ids, then one for each message without a Message-ID.
-        self._tree = array(_INDEX, range(ids))  # union-find over accepted parent links
-        self._tree_size = array(_INDEX, [1]) * ids
-        self._comp = array(_INDEX, range(ids))  # union-find over every link
-        self._comp_size = array(_INDEX, [1]) * ids
-        self._has_parent = bytearray(ids)
+        self._links: _Links | None = _Links(functools.partial(array, _INDEX), ids)
         self._anonymous: dict[int, int] = {}  # container -> key of its id-less message
         # Per component, filled by the later steps.
         self._item_comp = array(_INDEX)  # message -> its component
@@ -634,20 +693,14 @@ class StreamThreader:
         keys, whens = self._keys, self._when
         if keys and (when, key) <= (whens[-1], keys[-1]):
             raise ValueError(f"message key={key}: messages must come oldest first, then by key")
+        links = self._links
+        assert links is not None  # noqa: S101 - until _components, checked by _expect
         if own is None:
-            own = len(self._tree)
+            own = links.add()
             self._anonymous[own] = key
-            self._tree.append(own)
-            self._tree_size.append(1)
-            self._comp.append(own)
-            self._comp_size.append(1)
-            self._has_parent.append(0)
         elif not 0 <= own < self._ids:
             raise ValueError(f"message key={key}: id number {own} out of range")
-        parents = [r for r in references if r != own]
-        irt = in_reply_to
-        if irt is not None and irt != own and (not parents or parents[-1] != irt):
-            parents.append(irt)
+        parents = _parents(own, in_reply_to, references)
         for ref in parents:
             if not 0 <= ref < self._ids:
                 raise ValueError(f"message key={key}: id number {ref} out of range")
@@ -655,39 +708,15 @@ class StreamThreader:
         whens.append(when)
         self._own.append(own)
         self._linked.append(1 if parents else 0)
-        prev = -1
-        for ref in parents:
-            if prev >= 0 and prev != ref:
-                self._link(prev, ref)
-            prev = ref
-        if prev >= 0:
-            self._link(prev, own)
-
-    def _link(self, parent: int, child: int) -> None:
-        """JWZ step 1 for one (parent, child) pair, as :func:`_build_graph` does it."""
-        comp, comp_size = self._comp, self._comp_size
-        rp, rc = _find_a(comp, parent), _find_a(comp, child)
-        if rp != rc:
-            if comp_size[rp] < comp_size[rc]:
-                rp, rc = rc, rp
-            comp[rc] = rp
-            comp_size[rp] += comp_size[rc]
-        if self._has_parent[child]:
-            return  # first parent wins; messages come oldest first
-        tree, tree_size = self._tree, self._tree_size
-        tp, tc = _find_a(tree, parent), _find_a(tree, child)
-        if tp == tc:
-            return  # the link would close a loop
-        self._has_parent[child] = 1
-        if tree_size[tp] < tree_size[tc]:
-            tp, tc = tc, tp
-        tree[tc] = tp
-        tree_size[tp] += tree_size[tc]
+        links.chain(parents, own)
 
     def _components(self) -> None:
         """Split the messages into reference-connected components, each named by the root
         of the JWZ tree holding its earliest message (as :func:`_components` does)."""
-        tree, comp, own, linked = self._tree, self._comp, self._own, self._linked
+        links = self._links
+        assert links is not None  # noqa: S101 - called once, from head_keys
+        tree, comp, has_parent = links.tree, links.comp, links.has_parent
+        own, linked = self._own, self._linked
         containers = len(tree)
         first_item = array(_INDEX, [-1]) * containers
         any_linked = bytearray(containers)
@@ -698,29 +727,29 @@ class StreamThreader:
                 any_linked[c] = 1
         root_of = array(_INDEX, [-1]) * containers
         for c in range(containers):
-            if not self._has_parent[c]:
-                root_of[_find_a(tree, c)] = c
-        del self._tree_size, self._comp_size
-        index = self._comp_size = array(_INDEX, [-1]) * containers  # representative -> component
+            if not has_parent[c]:
+                root_of[_find(tree, c)] = c
+        links.tree_size = links.comp_size = array(_INDEX)  # not needed any more
+        index = array(_INDEX, [-1]) * containers  # representative -> component
         root_comp = self._root_comp = array(_INDEX, [-1]) * containers
         item_comp, heads, orphan = self._item_comp, self._heads, self._orphan
         for i, c in enumerate(own):
-            rep = _find_a(comp, c)
+            rep = _find(comp, c)
             j = index[rep]
             if j < 0:
                 # The component's earliest message: its tree has no earlier one, so that
                 # tree's root is the component's (the rank _components gives it).
                 j = index[rep] = len(heads)
-                root = root_of[_find_a(tree, c)]
+                root = root_of[_find(tree, c)]
                 real_root = first_item[root] >= 0
                 heads.append(first_item[root] if real_root else i)
                 root_comp[root] = j
                 orphan.append(1 if real_root and not any_linked[root] else 0)
             item_comp.append(j)
         # The graph is no longer needed.
-        del first_item, any_linked, root_of, index
-        self._tree = self._tree_size = self._comp = self._comp_size = self._own = array(_INDEX)
-        self._has_parent = bytearray()
+        del first_item, any_linked, root_of, index, tree, comp, has_parent
+        self._links = None
+        self._own = array(_INDEX)
         count = len(heads)
         self._thread = array("q", [-1]) * count
         for c, key in self._anonymous.items():
@@ -794,6 +823,8 @@ class StreamThreader:
                 self._join_runs(batch, grouped, bounds, slots, participants_of)
                 batch, size = [], 0
         self._join_runs(batch, grouped, bounds, slots, participants_of)
+        thread = self._thread
+        self._by_thread = array(_INDEX, sorted(range(len(thread)), key=thread.__getitem__))
         self._state = "done"
 
     def _fallback_runs(self) -> list[list[int]]:
@@ -894,41 +925,19 @@ class StreamThreader:
         """The subject key of a thread (as :func:`thread_messages_keyed` gives it), None
         for a generic subject or a thread id it did not give."""
         thread, order = self._threads(), self._by_thread
-        try:
-            number = int(thread_id[1:], 16)
-        except ValueError:
+        number = thread_id_number(thread_id)
+        if number is None:
             return None
-        lo, hi = 0, len(order)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if thread[order[mid]] < number:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == len(order) or thread[order[lo]] != number or thread_id[0] != "t":
+        at = bisect.bisect_left(order, number, key=thread.__getitem__)
+        if at == len(order) or thread[order[at]] != number:
             return None
-        j = order[lo]
+        j = order[at]
         return self._digest(j).hex() if self._has_digest[j] else None
-
-    def subject_keys(self) -> dict[str, str | None]:
-        """:meth:`subject_key` of every thread, as one mapping (small mailboxes)."""
-        thread = self._threads()
-        return {_thread_name(t): self.subject_key(_thread_name(t)) for t in set(thread)}
 
     def _threads(self) -> array[int]:
         self._expect("done")
-        thread = self._thread
-        if len(self._by_thread) != len(thread):
-            self._by_thread = array(_INDEX, sorted(range(len(thread)), key=thread.__getitem__))
-        return thread
+        return self._thread
 
     def _expect(self, state: str) -> None:
         if self._state != state:
             raise RuntimeError(f"StreamThreader: {state} step called during {self._state}")
-
-
-def _find_a(parent: array[int], x: int) -> int:
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]  # path halving
-        x = parent[x]
-    return x

@@ -893,17 +893,28 @@ def _expected_earliest(f: ThreadFacts, step: PlannedStep) -> datetime:
     return offset.apply(anchor, cal)
 
 
+def some_threads(most: int) -> st.SearchStrategy[tuple[ThreadFacts, ...]]:
+    return st.integers(1, most).flatmap(
+        lambda n: st.tuples(*(thread_facts(f"t{i}") for i in range(n)))
+    )
+
+
+OFFSET_DAYS = st.integers(-5, 60) | st.integers(-5, 400)
+
+
+def _now_after(threads: tuple[ThreadFacts, ...], offset_days: int, hour: int) -> datetime:
+    base = min(f.verdict.last_activity for f in threads)
+    return (base + timedelta(days=offset_days)).replace(hour=hour)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    threads=st.integers(1, 4).flatmap(
-        lambda n: st.tuples(*(thread_facts(f"t{i}") for i in range(n)))
-    ),
-    offset_days=st.integers(-5, 60) | st.integers(-5, 400),
+    threads=some_threads(4),
+    offset_days=OFFSET_DAYS,
     hour=st.integers(0, 23),
 )
 def test_plan_invariants(threads: tuple[ThreadFacts, ...], offset_days: int, hour: int) -> None:
-    base = min(f.verdict.last_activity for f in threads)
-    now = (base + timedelta(days=offset_days)).replace(hour=hour)
+    now = _now_after(threads, offset_days, hour)
     steps = plan(threads, PROPERTY_SETTINGS, now)
     by_id = {f.thread_id: f for f in threads}
     # Never two steps for one thread in one plan.
@@ -945,17 +956,14 @@ def _exact(step: PlannedStep) -> tuple[object, ...]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    threads=st.integers(1, 12).flatmap(
-        lambda n: st.tuples(*(thread_facts(f"t{i}") for i in range(n)))
-    ),
-    offset_days=st.integers(-5, 60) | st.integers(-5, 400),
+    threads=some_threads(12),
+    offset_days=OFFSET_DAYS,
     hour=st.integers(0, 23),
 )
 def test_plan_is_each_threads_next_step_on_its_own(
     threads: tuple[ThreadFacts, ...], offset_days: int, hour: int
 ) -> None:
-    base = min(f.verdict.last_activity for f in threads)
-    now = (base + timedelta(days=offset_days)).replace(hour=hour)
+    now = _now_after(threads, offset_days, hour)
     alone = [s for f in threads if (s := next_step(f, PROPERTY_SETTINGS, now)) is not None]
     alone.sort(key=lambda s: (s.due_at.astimezone(UTC), s.thread_id))
     assert [_exact(s) for s in plan(threads, PROPERTY_SETTINGS, now)] == [_exact(s) for s in alone]
