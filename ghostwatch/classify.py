@@ -16,6 +16,7 @@ from email.policy import compat32
 from email.utils import collapse_rfc2231_value, getaddresses
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 # flufl.bounce 6 ships py.typed and lists its re-exports in __all__, so mypy --strict
 # accepts this import as it is; no type: ignore is needed (an unused one is an error).
@@ -109,6 +110,8 @@ def _raw_text(value: object) -> str:
     compat32 hands back a `Header` (charset unknown-8bit) when the field holds raw 8-bit
     bytes, and a str otherwise (possibly with surrogate escapes).
     """
+    if type(value) is str and value.isascii():  # the usual case: nothing to decode
+        return " ".join(value[:_MAX_VALUE].split())
     try:
         if isinstance(value, Header):
             text = "".join(
@@ -176,6 +179,8 @@ def header_text(value: object) -> str:
 
 def _normal(text: str) -> str:
     """Case- and form-insensitive text for matching (NFC, casefolded, spaces collapsed)."""
+    if text.isascii():  # NFC leaves ASCII alone, and casefold is lower there
+        return " ".join(text.lower().split())
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
@@ -266,10 +271,22 @@ _OOO_TAIL = (
 )
 
 
-def _phrases(table: list[tuple[str, str, str]], tail: str) -> list[tuple[re.Pattern[str], str]]:
-    return [
-        (re.compile(_TAGS + pattern + tail), f"{label} ({lang})") for pattern, label, lang in table
-    ]
+class _Phrases(NamedTuple):
+    """Subject phrases, first match wins; ``any`` matches where one of them does."""
+
+    table: tuple[tuple[re.Pattern[str], str], ...]
+    any: re.Pattern[str]
+
+
+def _phrases(table: list[tuple[str, str, str]], tail: str) -> _Phrases:
+    return _Phrases(
+        tuple(
+            (re.compile(_TAGS + pattern + tail), f"{label} ({lang})")
+            for pattern, label, lang in table
+        ),
+        # One pass rules out the usual subject that opens with none of them.
+        re.compile(_TAGS + "(?:" + "|".join(f"(?:{p})" for p, _, _ in table) + ")" + tail),
+    )
 
 
 # The phrase must open the subject. Exchange ("Automatic reply:", "Risposta automatica:",
@@ -336,8 +353,10 @@ _REPLY_PREFIX = re.compile(
 )
 
 
-def _match_subject(subject: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
-    for pattern, label in table:
+def _match_subject(subject: str, phrases: _Phrases) -> str | None:
+    if phrases.any.match(subject) is None:
+        return None
+    for pattern, label in phrases.table:
         if pattern.match(subject):
             return label
     return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import Header
 from enum import StrEnum
+from functools import lru_cache
 
 from ghostwatch.classify import HEADER_FIELDS as CLASSIFY_FIELDS
 from ghostwatch.classify import Kind, address_pairs, classify, header_text, raw_header_text
@@ -69,12 +70,17 @@ def decode_text(value: object) -> str:
 
 def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
     """(display name, lowercased address) pairs; entries without '@' are dropped."""
-    return [
+    return [pair for value in values for pair in _address_list(value[:_MAX_HEADER])]
+
+
+@lru_cache(maxsize=16384)
+def _address_list(value: str) -> tuple[tuple[str, str], ...]:
+    # Cached: the same From values recur across a mailbox.
+    return tuple(
         (decode_text(name), addr)
-        for value in values
-        for name, addr in address_pairs(value[:_MAX_HEADER])
+        for name, addr in address_pairs(value)
         if "@" in addr and " " not in addr
-    ]
+    )
 
 
 def parse_date(value: str | None, fallback: datetime) -> tuple[datetime, bool]:
