@@ -96,15 +96,25 @@ def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) ->
 def _gmail_renames(gm_thrids: dict[int, int], assigned: Mapping[int, str]) -> dict[str, str]:
     """The thread renames that join the threads sharing an X-GM-THRID (follow chains
     with :func:`_renamed`)."""
-    by_thrid: dict[int, list[int]] = defaultdict(list)
+    # Union-find over thread ids: a thread that shares one X-GM-THRID with a second
+    # thread and another with a third joins both, whatever order the ids come in.
+    parent: dict[str, str] = {}
+
+    def root(tid: str) -> str:
+        while tid in parent:
+            tid = parent[tid]
+        return tid
+
+    first: dict[int, str] = {}  # X-GM-THRID -> the root of a thread holding it
     for key, thrid in gm_thrids.items():
-        by_thrid[thrid].append(key)
-    rename: dict[str, str] = {}
-    for keys in by_thrid.values():
-        tids = sorted({assigned[k] for k in keys})
-        for tid in tids[1:]:
-            rename[tid] = tids[0]
-    return rename
+        tid = root(assigned[key])
+        other = first.setdefault(thrid, tid)
+        other = root(other)
+        if other != tid:
+            low, high = sorted((tid, other))
+            parent[high] = low
+    # Each renamed thread straight to its group's smallest id.
+    return {tid: root(tid) for tid in parent}
 
 
 def _renamed(rename: dict[str, str], tid: str) -> str:

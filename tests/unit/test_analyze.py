@@ -37,6 +37,13 @@ def test_chains_of_merges_resolve_to_one_name() -> None:
     assert set(assigned.values()) == {"ta"}
 
 
+def test_a_thread_sharing_two_gm_thrids_joins_both_groups() -> None:
+    # tx shares X-GM-THRID 1 with ta and 2 with tb: all four messages are one thread.
+    assigned = {1: "tx", 2: "ta", 3: "tx", 4: "tb"}
+    _unite_gmail_threads({1: 1, 2: 1, 3: 2, 4: 2}, assigned)
+    assert set(assigned.values()) == {"ta"}
+
+
 def _ingest(path: Path, raws: list[bytes], sessions: sessionmaker[Session]) -> None:
     box = mailbox.mbox(path)
     for raw in raws:

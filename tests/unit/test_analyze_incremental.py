@@ -39,7 +39,7 @@ KINDS = ["human", "human", "human", "auto_reply", "bounce", "bulk"]
 
 
 @st.composite
-def message(draw: st.DrawFn, *, orphans: bool = False) -> dict[str, Any]:
+def message(draw: st.DrawFn, *, orphans: bool = False, gmail: bool = False) -> dict[str, Any]:
     outgoing = draw(st.booleans())
     other = draw(st.sampled_from(PEOPLE))
     # Orphan-heavy mailboxes (few References) exercise the subject fallback.
@@ -57,12 +57,16 @@ def message(draw: st.DrawFn, *, orphans: bool = False) -> dict[str, Any]:
         "direction": "out" if outgoing else "in",
         "kind": "human" if outgoing else draw(st.sampled_from(KINDS)),
         "date": START + timedelta(minutes=minutes),
+        # Gmail's X-GM-THRID (on every message of a Gmail account), from a small pool:
+        # it joins threads nothing else links.
+        "gm_thrid": draw(st.integers(1, 4)) if gmail else None,
     }
 
 
 @st.composite
 def mailbox_in_batches(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
-    messages = draw(st.lists(message(orphans=draw(st.booleans())), min_size=1, max_size=24))
+    kind = message(orphans=draw(st.booleans()), gmail=draw(st.booleans()))
+    messages = draw(st.lists(kind, min_size=1, max_size=24))
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=5)))
     bounds = [0, *cuts, len(messages)]
     return [messages[a:b] for a, b in itertools.pairwise(bounds) if a < b]
@@ -130,7 +134,7 @@ def stores(tmp_path: Path, template: Path) -> tuple[Path, Path, Path]:
 
 
 @settings(
-    max_examples=80,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
