@@ -538,9 +538,9 @@ def analyze_changes(
     subject fallback could join to those (same subject key), and the threads holding
     a message whose date has come into view since the last analysis. Those are
     re-threaded and re-judged exactly as :func:`analyze_account` would; every other
-    thread keeps its stored verdict. On Gmail, the threads holding a new message's
-    X-GM-THRID are affected too. Falls back to :func:`analyze_account` for a first
-    analysis or many new messages. Returns how many threads were judged.
+    thread keeps its stored verdict. Falls back to :func:`analyze_account` for a first
+    analysis, many new messages, or a Gmail account (its X-GM-THRID joins threads in
+    ways the index does not cover). Returns how many threads were judged.
     """
     identity = identity_of(account)
     with sessions() as db:
@@ -553,17 +553,13 @@ def analyze_changes(
         if not new:
             return 0
         indexed = db.scalar(select(Mention.msgid).where(Mention.account == account.name).limit(1))
-        if len(new) > INCREMENTAL_LIMIT or indexed is None:
+        gmail = any(r.gm_thrid is not None for r in new)
+        if len(new) > INCREMENTAL_LIMIT or gmail or indexed is None:
             db.rollback()
             return analyze_account(sessions, account, now, clock_skew=clock_skew).threads
         new_inputs = _thread_inputs(new, identity)
         ids = {i for item in new_inputs for i in mentioned_ids(item)}
         touched = _threads_mentioning(conn, account.name, ids)
-        # Gmail: the threads holding a new message's X-GM-THRID join it. Each holds
-        # every stored message with its ids, as the last analysis united them.
-        touched |= _threads_of_gmail_threads(
-            conn, account.name, {r.gm_thrid for r in new if r.gm_thrid is not None}
-        )
         last = db.scalar(
             select(func.max(ThreadRow.updated_at)).where(ThreadRow.account == account.name)
         )
@@ -738,18 +734,6 @@ def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[st
             .distinct()
             .join(Mention, Mention.message_pk == MessageRow.id)
             .where(Mention.account == account, Mention.msgid.in_(part))
-        )
-        found.update(t for t in conn.scalars(query) if t is not None)
-    return found
-
-
-def _threads_of_gmail_threads(conn: Connection, account: str, thrids: set[int]) -> set[str]:
-    found: set[str] = set()
-    for part in in_chunks(sorted(thrids)):
-        query = (
-            select(MessageRow.thread_id)
-            .distinct()
-            .where(MessageRow.account == account, MessageRow.gm_thrid.in_(part))
         )
         found.update(t for t in conn.scalars(query) if t is not None)
     return found

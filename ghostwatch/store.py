@@ -87,7 +87,6 @@ class MessageRow(Base):
         Index("ix_messages_account_msgid", "account", "message_id"),
         Index("ix_messages_account_thread", "account", "thread_id"),
         Index("ix_messages_account_gm_msgid", "account", "gm_msgid"),
-        Index("ix_messages_account_gm_thrid", "account", "gm_thrid"),
         Index("ix_messages_account_from", "account", "from_addr"),
         Index("ix_messages_account_date", "account", "date"),
     )
