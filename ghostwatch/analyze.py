@@ -87,15 +87,16 @@ _COLUMNS = (
 
 def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) -> None:
     """Gmail's X-GM-THRID is authoritative where present: merge threads it joins."""
-    rename = _gmail_renames(gm_thrids, assigned)
+    rename = _gmail_renames(sorted((thrid, assigned[key]) for key, thrid in gm_thrids.items()))
     if rename:
         for key, original in assigned.items():
             assigned[key] = _renamed(rename, original)
 
 
-def _gmail_renames(gm_thrids: dict[int, int], assigned: Mapping[int, str]) -> dict[str, str]:
-    """The thread renames that join the threads sharing an X-GM-THRID (follow chains
-    with :func:`_renamed`)."""
+def _gmail_renames(pairs: Iterable[tuple[int, str]]) -> dict[str, str]:
+    """The thread renames that join the threads sharing an X-GM-THRID, each to its
+    group's smallest thread id, from (X-GM-THRID, thread id) pairs that come grouped by
+    X-GM-THRID. Holds only the threads that are renamed."""
     # Union-find over thread ids: a thread that shares one X-GM-THRID with a second
     # thread and another with a third joins both, whatever order the ids come in.
     parent: dict[str, str] = {}
@@ -105,15 +106,16 @@ def _gmail_renames(gm_thrids: dict[int, int], assigned: Mapping[int, str]) -> di
             tid = parent[tid]
         return tid
 
-    first: dict[int, str] = {}  # X-GM-THRID -> the root of a thread holding it
-    for key, thrid in gm_thrids.items():
-        tid = root(assigned[key])
-        other = first.setdefault(thrid, tid)
-        other = root(other)
-        if other != tid:
-            low, high = sorted((tid, other))
+    current: int | None = None
+    first = ""  # a thread holding the current X-GM-THRID
+    for thrid, tid in pairs:
+        if thrid != current:
+            current, first = thrid, tid
+            continue
+        a, b = root(first), root(tid)
+        if a != b:
+            low, high = sorted((a, b))
             parent[high] = low
-    # Each renamed thread straight to its group's smallest id.
     return {tid: root(tid) for tid in parent}
 
 
@@ -248,7 +250,7 @@ def _analyze_whole(
     threader = StreamThreader(ids)
     before = _ThreadNumbers()
     old = array("q")  # per message: its thread before (see _ThreadNumbers)
-    gm_thrids: dict[int, int] = {}  # message key -> X-GM-THRID, Gmail only
+    gmail = False  # any X-GM-THRID: threads are joined through them once stored
     rank = func.dense_rank().over(order_by=Mention.msgid)
     numbered = conn.execute(
         select(Mention.message_pk, Mention.msgid, rank)
@@ -287,8 +289,7 @@ def _analyze_whole(
             [number[ref] for ref in r.references.split()],
         )
         old.append(before.number(r.thread_id))
-        if r.gm_thrid is not None:
-            gm_thrids[r.id] = r.gm_thrid
+        gmail = gmail or r.gm_thrid is not None
     if pending is not None:
         raise RuntimeError(f"account {name}: mentions of message {pending[0]} out of order")
 
@@ -323,19 +324,13 @@ def _analyze_whole(
 
     threader.join_by_subject(participants_of)
 
-    rename: dict[str, str] = {}
-    if gm_thrids:
-        assigned = {k: t for k, t in threader.assignments() if k in gm_thrids}
-        rename = _gmail_renames(gm_thrids, assigned)
-        del assigned
     moved: dict[str, set[str]] = defaultdict(set)
     table = cast(Table, MessageRow.__table__)
     update_thread = (
         update(table).where(table.c.id == bindparam("rid")).values(thread_id=bindparam("tid"))
     )
     changed: list[dict[str, Any]] = []
-    for position, (key, threaded) in enumerate(threader.assignments()):
-        tid = _renamed(rename, threaded)
+    for position, (key, tid) in enumerate(threader.assignments()):
         was = old[position]
         if was == -1 or before.name(was) != tid:
             changed.append({"rid": key, "tid": tid})
@@ -346,7 +341,35 @@ def _analyze_whole(
                 changed = []
     if changed:
         conn.execute(update_thread, changed)
-    del old, before, changed
+    del changed
+    rename: dict[str, str] = {}
+    if gmail:
+        # The threads sharing an X-GM-THRID, read back grouped from the store, are
+        # joined there; what moved is then counted from the joined names.
+        pairs = conn.execute(
+            select(MessageRow.gm_thrid, MessageRow.thread_id)
+            .where(MessageRow.account == name, MessageRow.gm_thrid.is_not(None))
+            .group_by(MessageRow.gm_thrid, MessageRow.thread_id)
+            .order_by(MessageRow.gm_thrid, MessageRow.thread_id)
+            .execution_options(stream_results=True)
+        )
+        rename = _gmail_renames(
+            (thrid, tid) for thrid, tid in pairs if thrid is not None and tid is not None
+        )
+    if rename:
+        for tid, joined in sorted(rename.items()):
+            conn.execute(
+                update(table)
+                .where(table.c.account == name, table.c.thread_id == tid)
+                .values(thread_id=joined)
+            )
+        moved = defaultdict(set)
+        for position, (_, threaded) in enumerate(threader.assignments()):
+            tid = _renamed(rename, threaded)
+            was = old[position]
+            if was != -1 and before.name(was) != tid:
+                moved[before.name(was)].add(tid)
+    del old, before
     if moved:
         live = {_renamed(rename, tid) for _, tid in threader.assignments()}
         carry_over(db, name, moved, live)

@@ -134,7 +134,7 @@ def stores(tmp_path: Path, template: Path) -> tuple[Path, Path, Path]:
 
 
 @settings(
-    max_examples=120,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
