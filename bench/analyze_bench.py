@@ -1,7 +1,7 @@
 """Full analysis (re-thread and judge every stored message) of a big mailbox: time and
 peak memory, without a mail server.
 
-    python bench/analyze_bench.py [--messages 1000000] [--keep DIR]
+    python bench/analyze_bench.py [--messages 1000000] [--keep DIR] [--gmail]
 
 Writes a deterministic (``random.Random(7)``) synthetic store straight into SQLite:
 two years of conversations (replies carry In-Reply-To and References, some replies
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
+GMAIL_BASE = 1_500_000_000_000_000_000  # X-GM-THRIDs are 64-bit numbers
 ME = "alice@studio.example"
 CHILD = """
 import json, sys, time
@@ -53,8 +54,9 @@ print(json.dumps({"seconds": seconds, "threads": threads or 0, "awaiting": await
 """
 
 
-def build(db: Path, messages: int) -> dict[str, int]:
-    """The synthetic store; returns what it holds."""
+def build(db: Path, messages: int, *, gmail: bool = False) -> dict[str, int]:
+    """The synthetic store; returns what it holds. ``gmail``: every message carries
+    the X-GM-THRID of its conversation, as Gmail's do."""
     from sqlalchemy import insert
 
     from ghostwatch.store import Folder, MessageRow, open_store
@@ -96,7 +98,8 @@ def build(db: Path, messages: int) -> dict[str, int]:
         if rng.random() < 0.15:  # a newsletter
             add({"message_id": f"<nl{n}@news.example>", "in_reply_to": None, "references": "",
                  "subject": f"Weekly digest {n % 97}", "from_addr": "news@news.example",
-                 "to_addrs": ME, "date": when, "direction": "in", "kind": "bulk"})  # fmt: skip
+                 "to_addrs": ME, "date": when, "direction": "in", "kind": "bulk",
+                 "gm_thrid": GMAIL_BASE + n if gmail else None})  # fmt: skip
             stats["newsletters"] += 1
             continue
         stats["conversations"] += 1
@@ -117,7 +120,8 @@ def build(db: Path, messages: int) -> dict[str, int]:
                  "subject": subject if k == 0 else f"Re: {subject}",
                  "from_addr": ME if outgoing else who, "to_addrs": who if outgoing else ME,
                  "date": when, "direction": "out" if outgoing else "in",
-                 "kind": "auto_reply" if auto else "human"})  # fmt: skip
+                 "kind": "auto_reply" if auto else "human",
+                 "gm_thrid": GMAIL_BASE + n if gmail else None})  # fmt: skip
             stats["orphan_replies"] += orphan
             if mid:
                 refs.append(mid)
@@ -151,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="build the store here and keep it")
+    parser.add_argument("--gmail", action="store_true", help="give each conversation an X-GM-THRID")
     args = parser.parse_args(argv)
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="gw-analyze-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             stats: dict[str, int] = {}
         else:
             t = time.perf_counter()
-            stats = build(db, args.messages)
+            stats = build(db, args.messages, gmail=args.gmail)
             print(f"built {stats} in {time.perf_counter() - t:.1f} s")
         url = f"sqlite:///{db}"
         base = child(url, only_open=True)
@@ -174,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         out = Path(__file__).parent / "results" / "analyze.json"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps({"messages": args.messages, "stats": stats, "base": base,
-                                   "analysis": run}, indent=2) + "\n")  # fmt: skip
+        out.write_text(json.dumps({"messages": args.messages, "gmail": args.gmail, "stats": stats,
+                                   "base": base, "analysis": run}, indent=2) + "\n")  # fmt: skip
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)

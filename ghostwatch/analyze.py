@@ -37,6 +37,7 @@ from ghostwatch.store import (
     Mention,
     MessageRow,
     StepLog,
+    ThreadKey,
     ThreadRow,
     Tracking,
     in_chunks,
@@ -85,12 +86,44 @@ _COLUMNS = (
 )
 
 
-def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) -> None:
-    """Gmail's X-GM-THRID is authoritative where present: merge threads it joins."""
+def _unite_gmail_threads(gm_thrids: dict[int, int], assigned: dict[int, str]) -> dict[str, str]:
+    """Gmail's X-GM-THRID is authoritative where present: merge threads it joins.
+    Returns the renames (each joined thread to the name of its group)."""
     rename = _gmail_renames(sorted((thrid, assigned[key]) for key, thrid in gm_thrids.items()))
     if rename:
         for key, original in assigned.items():
             assigned[key] = _renamed(rename, original)
+    return rename
+
+
+def _joined_keys(
+    rename: Mapping[str, str], key_of: Callable[[str], str | None]
+) -> set[tuple[str, str]]:
+    """(thread, subject key) of each part Gmail joined to a thread of another key."""
+    return {
+        (joined, key)
+        for part, joined in rename.items()
+        if (key := key_of(part)) is not None and key != key_of(joined)
+    }
+
+
+def _store_thread_keys(conn: Connection, account: str, pairs: set[tuple[str, str]]) -> None:
+    if pairs:
+        conn.execute(
+            insert(ThreadKey),
+            [{"account": account, "thread_id": t, "subject_key": k} for t, k in sorted(pairs)],
+        )
+
+
+def _drop_thread_keys(conn: Connection, account: str, thread_ids: set[str] | None) -> None:
+    """Forget the joined parts' keys of these threads (None: of every thread)."""
+    if thread_ids is None:
+        conn.execute(delete(ThreadKey).where(ThreadKey.account == account))
+        return
+    for part in in_chunks(sorted(thread_ids)):
+        conn.execute(
+            delete(ThreadKey).where(ThreadKey.account == account, ThreadKey.thread_id.in_(part))
+        )
 
 
 def _gmail_renames(pairs: Iterable[tuple[int, str]]) -> dict[str, str]:
@@ -376,6 +409,8 @@ def _analyze_whole(
         del live
     del moved
     db.execute(delete(ThreadRow).where(ThreadRow.account == name))
+    _drop_thread_keys(conn, name, None)
+    _store_thread_keys(conn, name, _joined_keys(rename, threader.subject_key))
     return _judge_stored(conn, account, identity, threader.subject_key, (visible_until, now))
 
 
@@ -561,9 +596,10 @@ def analyze_changes(
     subject fallback could join to those (same subject key), and the threads holding
     a message whose date has come into view since the last analysis. Those are
     re-threaded and re-judged exactly as :func:`analyze_account` would; every other
-    thread keeps its stored verdict. Falls back to :func:`analyze_account` for a first
-    analysis, many new messages, or a Gmail account (its X-GM-THRID joins threads in
-    ways the index does not cover). Returns how many threads were judged.
+    thread keeps its stored verdict. On Gmail, the threads holding a new message's
+    X-GM-THRID are affected too, and a thread's subject keys include those of the parts
+    Gmail joined to it (``thread_keys``). Falls back to :func:`analyze_account` for a
+    first analysis or many new messages. Returns how many threads were judged.
     """
     identity = identity_of(account)
     with sessions() as db:
@@ -576,13 +612,17 @@ def analyze_changes(
         if not new:
             return 0
         indexed = db.scalar(select(Mention.msgid).where(Mention.account == account.name).limit(1))
-        gmail = any(r.gm_thrid is not None for r in new)
-        if len(new) > INCREMENTAL_LIMIT or gmail or indexed is None:
+        if len(new) > INCREMENTAL_LIMIT or indexed is None:
             db.rollback()
             return analyze_account(sessions, account, now, clock_skew=clock_skew).threads
         new_inputs = _thread_inputs(new, identity)
         ids = {i for item in new_inputs for i in mentioned_ids(item)}
         touched = _threads_mentioning(conn, account.name, ids)
+        # Gmail: the threads holding a new message's X-GM-THRID join it. Each holds
+        # every stored message with its ids, as the last analysis joined them.
+        touched |= _threads_of_gmail_threads(
+            conn, account.name, {r.gm_thrid for r in new if r.gm_thrid is not None}
+        )
         last = db.scalar(
             select(func.max(ThreadRow.updated_at)).where(ThreadRow.account == account.name)
         )
@@ -624,12 +664,27 @@ def analyze_changes(
                     )
                 )
             )
+            wanted.update(
+                conn.scalars(
+                    select(ThreadKey.subject_key).where(
+                        ThreadKey.account == account.name, ThreadKey.thread_id.in_(part)
+                    )
+                )
+            )
         same_key: set[str] = set()
         for part in in_chunks(sorted(wanted)):
             same_key.update(
                 conn.scalars(
                     select(ThreadRow.thread_id).where(
                         ThreadRow.account == account.name, ThreadRow.subject_key.in_(part)
+                    )
+                )
+            )
+            # A part Gmail joined to a thread of another subject keeps its own key.
+            same_key.update(
+                conn.scalars(
+                    select(ThreadKey.thread_id).where(
+                        ThreadKey.account == account.name, ThreadKey.subject_key.in_(part)
                     )
                 )
             )
@@ -762,6 +817,18 @@ def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[st
     return found
 
 
+def _threads_of_gmail_threads(conn: Connection, account: str, thrids: set[int]) -> set[str]:
+    found: set[str] = set()
+    for part in in_chunks(sorted(thrids)):
+        query = (
+            select(MessageRow.thread_id)
+            .distinct()
+            .where(MessageRow.account == account, MessageRow.gm_thrid.in_(part))
+        )
+        found.update(t for t in conn.scalars(query) if t is not None)
+    return found
+
+
 def _rows_of_threads(conn: Connection, account: str, thread_ids: set[str]) -> list[Any]:
     rows: list[Any] = []
     for part in in_chunks(sorted(thread_ids)):
@@ -826,7 +893,7 @@ def _rethread(
         if r.gm_thrid is not None:
             gm_thrids[r.id] = r.gm_thrid
     assigned, subject_keys = thread_messages_keyed(inputs)
-    _unite_gmail_threads(gm_thrids, assigned)
+    joined = _joined_keys(_unite_gmail_threads(gm_thrids, assigned), subject_keys.get)
     _store_mentions(db, account.name, inputs, old_tid, everything=replaced is None)
     del inputs
 
@@ -852,6 +919,7 @@ def _rethread(
         )
     del changed
 
+    rethreaded = set(assigned.values())
     as_they_stand: set[str] = set()
     for r in rejudge.threads() if rejudge is not None else ():
         msgs[r.id] = _msg(r, identity)
@@ -888,6 +956,8 @@ def _rethread(
                     ThreadRow.account == account.name, ThreadRow.thread_id.in_(part)
                 )
             )
+    _drop_thread_keys(conn, account.name, None if replaced is None else replaced | rethreaded)
+    _store_thread_keys(conn, account.name, joined)
     _insert_verdicts(conn, account.name, verdicts, now, subject_keys.get)
     awaiting = sum(1 for v in verdicts.values() if v.awaiting)
     log.debug("threads_judged", account=account.name, threads=len(verdicts), awaiting=awaiting)

@@ -87,6 +87,7 @@ class MessageRow(Base):
         Index("ix_messages_account_msgid", "account", "message_id"),
         Index("ix_messages_account_thread", "account", "thread_id"),
         Index("ix_messages_account_gm_msgid", "account", "gm_msgid"),
+        Index("ix_messages_account_gm_thrid", "account", "gm_thrid"),
         Index("ix_messages_account_from", "account", "from_addr"),
         Index("ix_messages_account_date", "account", "date"),
     )
@@ -147,6 +148,19 @@ class ThreadRow(Base):
     first_unanswered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # threads.subject_key of the thread's subject (None: too generic to join threads by).
     subject_key: Mapped[str | None] = mapped_column(String(40))
+
+
+class ThreadKey(Base):
+    """A subject key of one part of a thread that Gmail joined (X-GM-THRID) to parts
+    with other keys; the thread's own key is ``threads.subject_key``. New mail the
+    subject fallback could join to that part re-threads the whole thread."""
+
+    __tablename__ = "thread_keys"
+    __table_args__ = (Index("ix_thread_keys_account_key", "account", "subject_key"),)
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_key: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
 class Mention(Base):

@@ -15,7 +15,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -133,6 +133,23 @@ def stores(tmp_path: Path, template: Path) -> tuple[Path, Path, Path]:
     return tmp_path / "incremental.db", tmp_path / "full.db", template
 
 
+def _gmail_mail(msgid: str | None, frm: str, to: str, subject: str, thrid: int) -> dict[str, Any]:
+    return {"message_id": msgid, "in_reply_to": None, "references": "", "subject": subject,
+            "from_addr": frm, "to_addrs": to, "direction": "out" if frm == ME else "in",
+            "kind": "human", "date": START, "gm_thrid": thrid}  # fmt: skip
+
+
+BOB = "bob@client.example"
+
+
+@example(  # Gmail joined "RE: Invoice 12" to an "Offer" thread; "Invoice 12" comes later
+    batches=[
+        [_gmail_mail(None, BOB, ME, "Offer", 1), _gmail_mail("<m0@x>", ME, BOB, "RE: Invoice 12", 1),
+         _gmail_mail(None, ME, BOB, "Offer", 1)],
+        [_gmail_mail(None, ME, BOB, "Invoice 12", 2)],
+    ],
+    step_days=0,
+)  # fmt: skip
 @settings(
     max_examples=150,
     deadline=None,
@@ -203,6 +220,39 @@ def test_new_mail_re_threads_only_the_threads_it_can_affect(
         assert db.scalar(select(ThreadRow.state).where(ThreadRow.subject == "Project 8")) == (
             "awaiting_reply"
         )
+
+
+def test_new_gmail_mail_joins_its_gmail_thread_without_a_full_analysis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "gw.db")
+    old = [
+        {"message_id": f"<old{i}@x>", "in_reply_to": None, "references": "",
+         "subject": f"Project {i}", "from_addr": ME, "to_addrs": f"c{i}@client.example",
+         "direction": "out", "kind": "human", "date": START + timedelta(hours=i),
+         "gm_thrid": 1000 + i}
+        for i in range(50)
+    ]  # fmt: skip
+    store.add(old)
+    now = START + timedelta(days=20)
+    assert analyze_changes(store.sessions, ACCOUNT, now) == 50
+    # Gmail threads the client's answer with Project 7 though nothing in it says so.
+    reply = {"message_id": "<r@c>", "in_reply_to": None, "references": "",
+             "subject": "Tomorrow?", "from_addr": "c7@client.example", "to_addrs": ME,
+             "direction": "in", "kind": "human", "date": START + timedelta(days=3),
+             "gm_thrid": 1007}  # fmt: skip
+    store.add([reply])
+
+    def no_full_analysis(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a full analysis for one new Gmail message")
+
+    monkeypatch.setattr(analyze, "analyze_account", no_full_analysis)
+    assert analyze_changes(store.sessions, ACCOUNT, now) == 1
+    with store.sessions() as db:
+        row = db.get(ThreadRow, ("t", db.scalar(select(MessageRow.thread_id).where(
+            MessageRow.message_id == "<r@c>"))))  # fmt: skip
+        assert row is not None
+        assert (row.subject, row.state, row.message_count) == ("Project 7", "answered", 2)
 
 
 def _mail(msgid: str, frm: str, to: str, subject: str, at: datetime) -> dict[str, Any]:
