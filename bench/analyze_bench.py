@@ -1,7 +1,7 @@
 """Full analysis (re-thread and judge every stored message) of a big mailbox: time and
 peak memory, without a mail server.
 
-    python bench/analyze_bench.py [--messages 1000000] [--keep DIR] [--gmail]
+    python bench/analyze_bench.py [--messages 1000000] [--keep DIR] [--gmail] [--new-reply]
 
 Writes a deterministic (``random.Random(7)``) synthetic store straight into SQLite:
 two years of conversations (replies carry In-Reply-To and References, some replies
@@ -51,6 +51,39 @@ awaiting = getattr(result, "awaiting", None)
 if result is not None and threads is None:
     threads, awaiting = len(result), sum(1 for v in result.values() if v.awaiting)
 print(json.dumps({"seconds": seconds, "threads": threads or 0, "awaiting": awaiting or 0}))
+"""
+# One reply arrives to the latest message you sent: stored as a sync stores it, then
+# analysed as a sync analyses new mail. On a Gmail-shaped store the reply names nothing
+# (no In-Reply-To, no References): only its X-GM-THRID ties it to the conversation.
+REPLY_CHILD = """
+import json, sys, time
+from datetime import datetime, timedelta
+from sqlalchemy import func, insert, select
+from ghostwatch.analyze import analyze_changes
+from ghostwatch.config import AccountSettings
+from ghostwatch.store import MessageRow, open_store
+url, now, me = sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3]
+account = AccountSettings.model_validate({"name": "big", "address": me,
+    "imap": {"host": "localhost", "username": "x", "password_env": "UNUSED"}})
+sessions = open_store(url)
+with sessions() as db:
+    sent = db.scalars(select(MessageRow).where(MessageRow.direction == "out",
+        MessageRow.message_id.is_not(None)).order_by(MessageRow.date.desc()).limit(1)).one()
+    row = {c.name: getattr(sent, c.name) for c in MessageRow.__table__.columns
+           if c.name not in ("id", "thread_id")}
+    gmail = sent.gm_thrid is not None
+    when = min(sent.date + timedelta(hours=1), now)
+    n = db.scalar(select(func.count()).select_from(MessageRow))
+    row.update(message_id=f"<reply{n}@c>", in_reply_to=None if gmail else sent.message_id,
+               references="" if gmail else sent.message_id, subject="Re: " + sent.subject,
+               from_addr=sent.to_addrs.split()[0], to_addrs=me, direction="in", kind="human",
+               uid=db.scalar(select(func.max(MessageRow.uid))) + 1, date=when,
+               internal_date=when)
+    db.execute(insert(MessageRow.__table__), [row])
+    db.commit()
+t = time.perf_counter()
+threads = analyze_changes(sessions, account, now)
+print(json.dumps({"seconds": time.perf_counter() - t, "threads": threads, "gmail": gmail}))
 """
 
 
@@ -132,14 +165,16 @@ def build(db: Path, messages: int, *, gmail: bool = False) -> dict[str, int]:
     return stats
 
 
-def child(url: str, only_open: bool) -> dict[str, Any]:
+def child(url: str, only_open: bool, *, reply: bool = False) -> dict[str, Any]:
     # -P: the working directory does not go first on sys.path, so PYTHONPATH decides
     # which ghostwatch runs (to compare two checkouts on one store).
     t = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-c", CHILD, url, NOW.isoformat(), "1" if only_open else "0", ME],
-        stdout=subprocess.PIPE,
+    args = (
+        [REPLY_CHILD, url, NOW.isoformat(), ME]
+        if reply
+        else [CHILD, url, NOW.isoformat(), "1" if only_open else "0", ME]
     )
+    proc = subprocess.Popen([sys.executable, "-P", "-c", *args], stdout=subprocess.PIPE)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -156,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="build the store here and keep it")
     parser.add_argument("--gmail", action="store_true", help="give each conversation an X-GM-THRID")
+    parser.add_argument(
+        "--new-reply",
+        action="store_true",
+        help="then store one reply and time the analysis of what it affects",
+    )
     args = parser.parse_args(argv)
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="gw-analyze-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -177,10 +217,19 @@ def main(argv: list[str] | None = None) -> int:
             f"({run['awaiting']} awaiting), peak RSS {run['peak_rss_mb']:.0f} MB "
             f"(+{run['peak_rss_mb'] - base['peak_rss_mb']:.0f} MB over the open store)"
         )
+        replied = None
+        if args.new_reply:
+            replied = child(url, only_open=False, reply=True)
+            print(
+                f"then one new reply to your latest message: analysed in "
+                f"{replied['seconds'] * 1000:.0f} ms, {replied['threads']} thread(s) judged"
+                + (" (it names nothing; only its X-GM-THRID ties it)" if replied["gmail"] else "")
+            )
         out = Path(__file__).parent / "results" / "analyze.json"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps({"messages": args.messages, "gmail": args.gmail, "stats": stats,
-                                   "base": base, "analysis": run}, indent=2) + "\n")  # fmt: skip
+        report = {"messages": args.messages, "gmail": args.gmail, "stats": stats, "base": base,
+                  "analysis": run, "new_reply": replied}  # fmt: skip
+        out.write_text(json.dumps(report, indent=2) + "\n")
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
