@@ -16,6 +16,7 @@ from typing import Any, cast
 import structlog
 from sqlalchemy import (
     Connection,
+    Select,
     Table,
     and_,
     bindparam,
@@ -367,7 +368,7 @@ def _analyze_whole(
         was = old[position]
         if was == -1 or before.name(was) != tid:
             changed.append({"rid": key, "tid": tid})
-            if was != -1:
+            if was != -1 and not gmail:  # Gmail: counted once the threads are joined
                 moved[before.name(was)].add(tid)
             if len(changed) >= _UPDATE_BATCH:
                 conn.execute(update_thread, changed)
@@ -389,14 +390,12 @@ def _analyze_whole(
         rename = _gmail_renames(
             (thrid, tid) for thrid, tid in pairs if thrid is not None and tid is not None
         )
-    if rename:
         for tid, joined in sorted(rename.items()):
             conn.execute(
                 update(table)
                 .where(table.c.account == name, table.c.thread_id == tid)
                 .values(thread_id=joined)
             )
-        moved = defaultdict(set)
         for position, (_, threaded) in enumerate(threader.assignments()):
             tid = _renamed(rename, threaded)
             was = old[position]
@@ -804,29 +803,34 @@ def _sharing_participants(
     return found
 
 
-def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[str]:
+def _threads_holding(
+    conn: Connection, values: Iterable[Any], query: Callable[[list[Any]], Select[str | None]]
+) -> set[str]:
+    """The threads ``query`` (for a chunk of ``values``) finds, over every chunk."""
     found: set[str] = set()
-    for part in in_chunks(sorted(ids)):
-        query = (
-            select(MessageRow.thread_id)
-            .distinct()
-            .join(Mention, Mention.message_pk == MessageRow.id)
-            .where(Mention.account == account, Mention.msgid.in_(part))
-        )
-        found.update(t for t in conn.scalars(query) if t is not None)
+    for part in in_chunks(sorted(values)):
+        found.update(t for t in conn.scalars(query(part)) if t is not None)
     return found
+
+
+def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[str]:
+    threads = select(MessageRow.thread_id).distinct()
+    return _threads_holding(
+        conn,
+        ids,
+        lambda part: threads.join(Mention, Mention.message_pk == MessageRow.id).where(
+            Mention.account == account, Mention.msgid.in_(part)
+        ),
+    )
 
 
 def _threads_of_gmail_threads(conn: Connection, account: str, thrids: set[int]) -> set[str]:
-    found: set[str] = set()
-    for part in in_chunks(sorted(thrids)):
-        query = (
-            select(MessageRow.thread_id)
-            .distinct()
-            .where(MessageRow.account == account, MessageRow.gm_thrid.in_(part))
-        )
-        found.update(t for t in conn.scalars(query) if t is not None)
-    return found
+    threads = select(MessageRow.thread_id).distinct()
+    return _threads_holding(
+        conn,
+        thrids,
+        lambda part: threads.where(MessageRow.account == account, MessageRow.gm_thrid.in_(part)),
+    )
 
 
 def _rows_of_threads(conn: Connection, account: str, thread_ids: set[str]) -> list[Any]:

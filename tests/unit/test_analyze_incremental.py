@@ -183,17 +183,23 @@ def test_incremental_analysis_equals_a_full_one(
         store.sessions.kw["bind"].dispose()
 
 
+def _projects(count: int, *, gmail: bool = False) -> list[dict[str, Any]]:
+    """One message you sent to each of ``count`` clients, an hour apart (on Gmail, each
+    its own X-GM-THRID)."""
+    return [
+        {"message_id": f"<old{i}@x>", "in_reply_to": None, "references": "",
+         "subject": f"Project {i}", "from_addr": ME, "to_addrs": f"c{i}@client.example",
+         "direction": "out", "kind": "human", "date": START + timedelta(hours=i),
+         "gm_thrid": 1000 + i if gmail else None}
+        for i in range(count)
+    ]  # fmt: skip
+
+
 def test_new_mail_re_threads_only_the_threads_it_can_affect(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(tmp_path / "gw.db")
-    old = [
-        {"message_id": f"<old{i}@x>", "in_reply_to": None, "references": "",
-         "subject": f"Project {i}", "from_addr": ME, "to_addrs": f"c{i}@client.example",
-         "direction": "out", "kind": "human", "date": START + timedelta(hours=i)}
-        for i in range(200)
-    ]  # fmt: skip
-    store.add(old)
+    store.add(_projects(200))
     assert analyze_changes(store.sessions, ACCOUNT, START + timedelta(days=20)) == 200
     with store.sessions() as db:
         assert db.scalar(select(Mention.msgid).where(Mention.message_pk == 1)) == "<old0@x>"
@@ -226,14 +232,7 @@ def test_new_gmail_mail_joins_its_gmail_thread_without_a_full_analysis(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(tmp_path / "gw.db")
-    old = [
-        {"message_id": f"<old{i}@x>", "in_reply_to": None, "references": "",
-         "subject": f"Project {i}", "from_addr": ME, "to_addrs": f"c{i}@client.example",
-         "direction": "out", "kind": "human", "date": START + timedelta(hours=i),
-         "gm_thrid": 1000 + i}
-        for i in range(50)
-    ]  # fmt: skip
-    store.add(old)
+    store.add(_projects(50, gmail=True))
     now = START + timedelta(days=20)
     assert analyze_changes(store.sessions, ACCOUNT, now) == 50
     # Gmail threads the client's answer with Project 7 though nothing in it says so.
