@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -31,8 +32,9 @@ from ghostwatch.businesstime import Calendar, Offset, OffsetKind, parse_offset
 from ghostwatch.checklists import ChecklistContext, bounce_items, checklist, mismatch_items
 from ghostwatch.facts import AutoReply, Explanation, Invoice, PlannedStep, StepRecord, ThreadFacts
 from ghostwatch.history import describe_late_payments, describe_latency
-from ghostwatch.judgment import ThreadState, Verdict
+from ghostwatch.judgment import ThreadState, Verdict, domain_of
 from ghostwatch.policy import Client, Contract, Defaults, Policy, PolicySettings, Step
+from ghostwatch.records import builder
 
 __all__ = [
     "DONE_OUTCOMES",
@@ -58,6 +60,8 @@ DONE_OUTCOMES = frozenset({"sent", "done", "skipped"})
 # message; they wait at least a week after your last one.
 _MESSAGE_GAP = parse_offset("7d")
 _CENT = Decimal("0.01")
+# A plan builds a step for most threads: see ghostwatch.records for what this spares.
+_new_step = builder(PlannedStep)
 
 
 # --- public API -------------------------------------------------------------------------
@@ -70,7 +74,8 @@ def resolve_stage(facts: ThreadFacts, settings: PolicySettings) -> tuple[str, st
     mark their threads as awaiting a reply.
     """
     addrs = _counterparts(facts.verdict)
-    return _resolve_stage(facts, settings, _Context(settings, None).client(facts, addrs), addrs)
+    ctx = _Context(settings, None)
+    return _resolve_stage(facts, ctx, ctx.client(facts, addrs), addrs)
 
 
 def calendar_for(facts: ThreadFacts, settings: PolicySettings) -> Calendar:
@@ -110,30 +115,30 @@ def plan(
     ctx = _Context(settings, now)
     limit = None if until is None else _utc(until)
     seen: set[str] = set()
-    out: list[PlannedStep] = []
+    keyed: list[tuple[datetime, str, PlannedStep]] = []
+    awaiting = ThreadState.AWAITING_REPLY
     for facts in threads:
         thread_id = facts.thread_id
         if thread_id in seen:
             raise ValueError(f"thread {thread_id!r} given twice to plan()")
         seen.add(thread_id)
         verdict = facts.verdict
-        if not verdict.awaiting or verdict.awaiting_since is None or facts.stopped is not None:
+        if verdict.state is not awaiting or verdict.awaiting_since is None:
             continue  # no step (see _decide), and nothing to explain here
-        step = _decide_awaiting(facts, ctx, verbose=False).step
-        if step is not None and (limit is None or _utc(step.due_at) <= limit):
-            out.append(step)
-    # By due time then thread id: sorting is stable, so thread ids first.
-    out.sort(key=_thread_id)
-    out.sort(key=_due_utc)
-    return out
-
-
-def _thread_id(step: PlannedStep) -> str:
-    return step.thread_id
-
-
-def _due_utc(step: PlannedStep) -> datetime:
-    return _utc(step.due_at)
+        if facts.stopped is not None:
+            continue
+        decision = _decide_awaiting(facts, ctx, verbose=False)
+        step = decision.step
+        if step is None:
+            continue
+        due_utc = decision.due_utc
+        if due_utc is None:
+            due_utc = _utc(step.due_at)
+        if limit is None or due_utc <= limit:
+            keyed.append((due_utc, thread_id, step))
+    # By due time then thread id (unique, so the steps themselves are never compared).
+    keyed.sort()
+    return [step for _, _, step in keyed]
 
 
 def compute_late_fee(amount: Decimal, contract: Contract | None) -> Decimal | None:
@@ -179,10 +184,15 @@ class _Context:
         if now is not None:
             _require_aware(now, "now")
         self.settings = settings
+        # Read for every thread: plain attributes (see _StepView).
+        self.defaults = settings.defaults
+        self.rules = tuple(enumerate(settings.rules, start=1))
+        self.policies = settings.policies
+        self.clients_by_address = settings.client_index[0]
         self.now = now
         self.now_utc = None if now is None else _utc(now)
         self._clients: dict[tuple[str, ...], Client | None] = {}
-        self._clients_by_address: dict[str, Client | None] = {}
+        self._clients_by_domain: dict[str, Client | None] = {}
         self._calendars: dict[int, Calendar] = {}
         self._openings: dict[int, tuple[datetime, datetime]] = {}
         self._profiles: dict[tuple[int, int], _Profile] = {}
@@ -194,12 +204,16 @@ class _Context:
     def client(self, facts: ThreadFacts, addrs: tuple[str, ...]) -> Client | None:
         if not addrs and facts.counterpart_last_wrote_from:
             addrs = (facts.counterpart_last_wrote_from,)
-        if len(addrs) == 1:  # the usual case, memoised by the address alone
-            addr = addrs[0]
-            by_address = self._clients_by_address
-            if addr not in by_address:
-                by_address[addr] = self.settings.client_for(addrs)
-            return by_address[addr]
+        if len(addrs) == 1:  # the usual case: the address, else its domain (memoised)
+            addr = addrs[0].strip().lower()
+            client = self.clients_by_address.get(addr)
+            if client is not None:
+                return client
+            by_domain = self._clients_by_domain
+            domain = domain_of(addr)
+            if domain not in by_domain:
+                by_domain[domain] = self.settings.client_for((addr,))
+            return by_domain[domain]
         if addrs not in self._clients:
             self._clients[addrs] = self.settings.client_for(addrs)
         return self._clients[addrs]
@@ -244,6 +258,45 @@ class _Context:
         return profile
 
 
+@dataclass(frozen=True, slots=True)
+class _StepView:
+    """A policy step's fields as the planner reads them, many times per thread: a
+    pydantic model's attribute costs several times a slot's (its ``__getattr__`` hook
+    keeps Python from specialising the lookup)."""
+
+    name: str
+    anchor: str | None
+    action: str
+    template: str | None
+    task: str | None
+    mode: str
+    attach_invoice: bool
+    add_late_fee: bool
+    sends_message: bool
+    deadline_offset: Offset | None
+    reminders: tuple[str, ...]
+    outcome: str | None
+    after_term: str | None
+
+    @classmethod
+    def of(cls, step: Step) -> _StepView:
+        return cls(
+            step.name,
+            step.anchor,
+            step.action,
+            step.template,
+            step.task,
+            step.mode,
+            step.attach_invoice,
+            step.add_late_fee,
+            step.sends_message,
+            step.deadline_offset,
+            tuple(step.reminders),
+            step.outcome,
+            step.after_term,
+        )
+
+
 class _Profile:
     """The thread-independent part of planning one policy for one client: its calendar,
     each step's offset (from the contract for ``after_term``), and texts."""
@@ -260,6 +313,7 @@ class _Profile:
         "offsets",
         "policy",
         "stage",
+        "steps",
         "year",
         "zone",
     )
@@ -267,7 +321,7 @@ class _Profile:
     def __init__(self, ctx: _Context, policy: Policy, client: Client | None) -> None:
         self.policy = policy
         self.stage = policy.name
-        steps = policy.steps
+        self.steps = steps = tuple(_StepView.of(step) for step in policy.steps)
         self.client = client
         self.contract = contract = client.contract if client else None
         self.cal = ctx.calendar(client)
@@ -278,7 +332,7 @@ class _Profile:
             step.after_offset
             if step.after_offset is not None
             else (contract.kill_fee_offset if contract else None)
-            for step in steps
+            for step in policy.steps
         )
         self.offset_texts = tuple(
             None if offset is None else _describe_offset(offset) for offset in self.offsets
@@ -292,11 +346,11 @@ class _Profile:
 
 
 def _resolve_stage(
-    facts: ThreadFacts, settings: PolicySettings, client: Client | None, addrs: tuple[str, ...]
+    facts: ThreadFacts, ctx: _Context, client: Client | None, addrs: tuple[str, ...]
 ) -> tuple[str, str]:
     if facts.stage is not None:
         return facts.stage, "set by you with ghostwatch track"
-    for i, rule in enumerate(settings.rules, start=1):
+    for i, rule in ctx.rules:
         if rule.matches(
             counterparts=addrs,
             client=client.name if client else None,
@@ -307,7 +361,7 @@ def _resolve_stage(
             return rule.stage, f"rule {i}: {rule.describe()}"
     if client is not None and client.stage is not None:
         return client.stage, f"client {client.name}'s stage"
-    return settings.defaults.stage, "the default stage"
+    return ctx.defaults.stage, "the default stage"
 
 
 def _calendar(defaults: Defaults, client: Client | None) -> Calendar:
@@ -361,6 +415,7 @@ class _Decision(NamedTuple):
     lines: tuple[str, ...]
     step: PlannedStep | None = None
     stage: str | None = None
+    due_utc: datetime | None = None  # step.due_at in UTC, where the planner had it
 
 
 def _decide(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _Decision:
@@ -387,8 +442,8 @@ def _decide_awaiting(facts: ThreadFacts, ctx: _Context, *, verbose: bool) -> _De
     verdict = facts.verdict
     addrs = _counterparts(verdict)
     client = ctx.client(facts, addrs)
-    stage, why = _resolve_stage(facts, settings, client, addrs)
-    policy = settings.policies.get(stage)
+    stage, why = _resolve_stage(facts, ctx, client, addrs)
+    policy = ctx.policies.get(stage)
     if policy is None:
         known = ", ".join(sorted(settings.policies))
         return _Decision(
@@ -421,6 +476,7 @@ class _Planner:
         "profile",
         "snoozed",
         "stage",
+        "steps",
         "verbose",
         "verdict",
         "why",
@@ -443,13 +499,14 @@ class _Planner:
         self.verdict = facts.verdict
         self.why, self.counterparts = why_and_addrs
         self.last_outgoing: datetime = facts.verdict.awaiting_since
-        self.defaults = ctx.settings.defaults
+        self.defaults = ctx.defaults
         assert ctx.now_utc is not None  # noqa: S101 - set with now
         self.now: datetime = ctx.now
         self.now_utc: datetime = ctx.now_utc
         self.profile = profile
         self.policy = profile.policy
         self.stage = profile.stage
+        self.steps = profile.steps
         self.client = profile.client
         self.contract = profile.contract
         self.cal = profile.cal
@@ -496,7 +553,7 @@ class _Planner:
     # The rules, in order of precedence.
 
     def decide(self) -> _Decision:
-        facts, steps = self.facts, self.policy.steps
+        facts, steps = self.facts, self.steps
         if not steps:
             return self.result(
                 "ignored", f"not chased: stage {self.stage} has no steps", self.stage_line
@@ -562,16 +619,16 @@ class _Planner:
         )
         return self.result("halted", headline, f"due {self.when(step.due_at)}", step=step)
 
-    def _offset(self, step: Step) -> Offset | None:
+    def _offset(self, step: _StepView) -> Offset | None:
         return self.profile.offsets[self.profile.index[step.name]]
 
-    def _next_policy_step(self) -> tuple[int, Step, tuple[str, ...]] | None:
+    def _next_policy_step(self) -> tuple[int, _StepView, tuple[str, ...]] | None:
         """The first applicable step after the last one done, and the steps passed over.
 
         PLAYBOOK principle: "Never send the same step twice." Counting from the last
         step done (not the first missing one) also means the plan never goes back.
         """
-        steps, offsets = self.policy.steps, self.profile.offsets
+        steps, offsets = self.steps, self.profile.offsets
         i = self._after_last_done()
         passed: list[str] = []
         while i < len(steps):
@@ -601,7 +658,7 @@ class _Planner:
     def _superseded_by(self, i: int) -> int | None:
         # PLAYBOOK stage 3 sends notices at "30, 60 and/or 90 days": when the invoice is
         # already past the next notice's date, the earlier one is skipped, not sent late.
-        steps, invoice = self.policy.steps, self.facts.invoice
+        steps, invoice = self.steps, self.facts.invoice
         if invoice is None or steps[i].anchor != "due_date" or not steps[i].sends_message:
             return None
         j = i + 1
@@ -618,11 +675,11 @@ class _Planner:
         return datetime.combine(invoice.due, self.cal.window_start, tzinfo=self.zone)
 
     @staticmethod
-    def _needs_invoice(step: Step) -> bool:
+    def _needs_invoice(step: _StepView) -> bool:
         return step.anchor == "due_date" or step.attach_invoice or step.add_late_fee
 
     def _finished(self) -> _Decision:
-        steps = self.policy.steps
+        steps = self.steps
         done = [i for i, s in enumerate(steps) if s.name in self.done]
         last = steps[max(done)] if done else None
         notes = [
@@ -639,7 +696,7 @@ class _Planner:
 
     # Timing.
 
-    def _anchor(self, index: int, step: Step) -> tuple[datetime, str, str]:
+    def _anchor(self, index: int, step: _StepView) -> tuple[datetime, str, str]:
         """(anchor, what it is, its day)."""
         if step.anchor == "due_date":
             assert self.facts.invoice is not None  # noqa: S101 - checked by decide()
@@ -651,7 +708,7 @@ class _Planner:
             day = self.day(first)
             return first, f"your first unanswered message on {day}", day
         if step.anchor == "previous" and self.done:
-            for earlier in reversed(self.policy.steps[:index]):
+            for earlier in reversed(self.steps[:index]):
                 record = self.done.get(earlier.name)
                 if record is not None:
                     day = self.day(record.at)
@@ -715,16 +772,17 @@ class _Planner:
 
     def _last_message(self) -> datetime:
         last = self.last_outgoing
-        for step in self.policy.steps:
+        for step in self.steps:
             record = self.done.get(step.name)
             if record is not None and step.sends_message:
                 last = _later(last, record.at)
         return last
 
     def _timing(
-        self, step: Step, scheduled: datetime
-    ) -> tuple[datetime, str, list[str], str | None]:
-        """(due, status, notes, binding note): ``scheduled`` pushed later by what holds it.
+        self, step: _StepView, scheduled: datetime
+    ) -> tuple[datetime, datetime, str, list[str], str | None]:
+        """(due, due in UTC, status, notes, binding note): ``scheduled`` pushed later by
+        what holds it.
 
         PLAYBOOK principle: "Never send at night, on weekends or on public holidays in
         the client's time zone." Every candidate is a window opening of the client's
@@ -760,15 +818,15 @@ class _Planner:
             due, due_utc, binding = open_now, open_now_utc, None
         if due_utc <= self.now_utc:
             status, binding = "due", None
-        return due, status, notes, binding
+        return due, due_utc, status, notes, binding
 
-    def _plan_step(self, index: int, step: Step, passed: tuple[str, ...]) -> _Decision:
+    def _plan_step(self, index: int, step: _StepView, passed: tuple[str, ...]) -> _Decision:
         offset = self.profile.offsets[index]
         assert offset is not None  # noqa: S101 - _next_policy_step skips steps without one
         offset_text = self.profile.offset_texts[index]
         anchor, anchor_text, anchor_day = self._anchor(index, step)
         scheduled = self.cal.opening_after(offset, anchor)
-        due, status, notes, binding = self._timing(step, scheduled)
+        due, due_utc, status, notes, binding = self._timing(step, scheduled)
         if offset.kind is OffsetKind.WEEKDAY_OF_FOLLOWING_WEEK:
             cause = f"{offset_text} after {anchor_text}"
         elif step.anchor in ("last_outgoing", None) or anchor_text.startswith("your last"):
@@ -786,7 +844,7 @@ class _Planner:
         if step.add_late_fee and self.facts.invoice is not None:
             late_fee = compute_late_fee(self.facts.invoice.amount, self.contract)
         facts, zone = self.facts, self.zone
-        planned = PlannedStep(
+        planned = _new_step(
             facts.thread_id,
             facts.account,
             step.name,
@@ -809,7 +867,7 @@ class _Planner:
             if mismatch is not None:
                 return mismatch
         if not self.verbose:
-            return _Decision(status, (), planned, self.stage)
+            return _Decision(status, (), planned, self.stage, due_utc)
         return self._describe(planned, status, (cause, binding, [*passed, *notes]))
 
     def _address_mismatch(self, planned: PlannedStep) -> _Decision | None:
@@ -853,7 +911,7 @@ class _Planner:
         why: tuple[str, str | None, list[str]],
     ) -> _Decision:
         cause, binding, extras = why
-        n = len(self.policy.steps)
+        n = len(self.steps)
         what = f"{self.stage} step {planned.index + 1} of {n} ({planned.step})"
         lines = [f"{what} due {self.when(planned.due_at)} ({cause})"]
         if status == "out_of_office":
@@ -895,7 +953,7 @@ class _Planner:
         task: str | None = None,
         checklist: tuple[str, ...] = (),
     ) -> PlannedStep:
-        return PlannedStep(
+        return _new_step(
             thread_id=self.facts.thread_id,
             account=self.facts.account,
             step=name,
@@ -933,7 +991,7 @@ class _Planner:
             invoice=invoice,
         )
 
-    def _checklist(self, step: Step) -> tuple[str, ...]:
+    def _checklist(self, step: _StepView) -> tuple[str, ...]:
         if step.task is None and not step.reminders:
             return ()
         return checklist(step.task, step.reminders, self._checklist_context())

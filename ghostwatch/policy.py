@@ -27,7 +27,7 @@ from datetime import time
 from decimal import Decimal
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Literal, Self
+from typing import Any, Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -261,8 +261,17 @@ class Client(_Strict):
 
 def _domain_matches(addr: str, domain: str) -> bool:
     """``domain`` or one of its subdomains (``eu.acme.example`` is ``acme.example``)."""
-    own = domain_of(addr)
-    return own == domain or own.endswith("." + domain)
+    return _any_in_domain((addr,), domain)
+
+
+def _any_in_domain(addrs: Iterable[str], domain: str) -> bool:
+    """Whether an address is in ``domain`` or one of its subdomains."""
+    subdomain = "." + domain
+    for addr in addrs:
+        own = domain_of(addr)
+        if own == domain or own.endswith(subdomain):
+            return True
+    return False
 
 
 def match_client(clients: Sequence[Client], address: str) -> Client | None:
@@ -278,6 +287,15 @@ def match_client(clients: Sequence[Client], address: str) -> Client | None:
 
 
 # --- rules ------------------------------------------------------------------------------
+
+
+class _RuleCriteria(NamedTuple):
+    counterpart: str | None  # lower case, as the fields below
+    domain: str | None
+    client: str | None
+    subject: re.Pattern[str] | None
+    attachment: str | None
+    folder: str | None
 
 
 class Rule(_Strict):
@@ -314,7 +332,7 @@ class Rule(_Strict):
                 "a rule needs at least one of " + ", ".join(criteria) + "; to change the stage "
                 "of every thread, set defaults.stage instead"
             )
-        _ = self.subject_pattern
+        _ = self.criteria
         return self
 
     @cached_property
@@ -326,6 +344,19 @@ class Rule(_Strict):
         except re.error as exc:
             raise ValueError(f"subject {self.subject!r} is not a valid regex: {exc}") from None
 
+    @cached_property
+    def criteria(self) -> _RuleCriteria:
+        """The criteria as :meth:`matches` reads them, once per thread of a plan: a
+        plain tuple, since a model's attribute costs several times a tuple's."""
+        return _RuleCriteria(
+            self.counterpart,
+            self.domain,
+            None if self.client is None else self.client.lower(),
+            self.subject_pattern,
+            self.attachment,
+            None if self.folder is None else self.folder.lower(),
+        )
+
     def matches(
         self,
         *,
@@ -335,23 +366,24 @@ class Rule(_Strict):
         attachments: Sequence[str],
         folder: str,
     ) -> bool:
-        addrs = [a.lower() for a in counterparts]
-        if self.counterpart is not None and not any(
-            fnmatch.fnmatchcase(a, self.counterpart) for a in addrs
-        ):
+        counterpart, domain, client_name, pattern, attachment, folder_name = self.criteria
+        if counterpart is not None or domain is not None:
+            addrs = [a.lower() for a in counterparts]
+            if counterpart is not None and not any(
+                fnmatch.fnmatchcase(a, counterpart) for a in addrs
+            ):
+                return False
+            if domain is not None and not _any_in_domain(addrs, domain):
+                return False
+        if client_name is not None and (client is None or client.lower() != client_name):
             return False
-        if self.domain is not None and not any(_domain_matches(a, self.domain) for a in addrs):
-            return False
-        if self.client is not None and (client is None or client.lower() != self.client.lower()):
-            return False
-        pattern = self.subject_pattern
         if pattern is not None and not pattern.search(subject):
             return False
-        if self.attachment is not None and not any(
-            fnmatch.fnmatchcase(name.lower(), self.attachment) for name in attachments
+        if attachment is not None and not any(
+            fnmatch.fnmatchcase(name.lower(), attachment) for name in attachments
         ):
             return False
-        return self.folder is None or self.folder.lower() == folder.lower()
+        return folder_name is None or folder_name == folder.lower()
 
     def describe(self) -> str:
         parts = [
