@@ -60,8 +60,10 @@ DONE_OUTCOMES = frozenset({"sent", "done", "skipped"})
 # message; they wait at least a week after your last one.
 _MESSAGE_GAP = parse_offset("7d")
 _CENT = Decimal("0.01")
-# A plan builds a step for most threads: see ghostwatch.records for what this spares.
+# A plan builds a step for most threads, and a checklist for many: see
+# ghostwatch.records for what this spares.
 _new_step = builder(PlannedStep)
+_new_checklist_context = builder(ChecklistContext)
 
 
 # --- public API -------------------------------------------------------------------------
@@ -307,6 +309,7 @@ class _Profile:
         "close_steps",
         "contract",
         "day_texts",
+        "due_dates",
         "index",
         "labels",
         "offset_texts",
@@ -343,6 +346,22 @@ class _Profile:
         )
         self.index = {step.name: i for i, step in enumerate(steps)}
         self.close_steps = tuple(step for step in steps if step.action == "close")
+        self.due_dates: dict[tuple[int, date], datetime] = {}
+
+    def after_due_date(self, index: int, due: date) -> datetime:
+        """Step ``index``'s offset applied to an invoice due on ``due`` (at the window
+        start), in UTC: invoices share their due dates."""
+        at = self.due_dates.get((index, due))
+        if at is None:
+            offset = self.offsets[index]
+            assert offset is not None  # noqa: S101 - the caller checks
+            at = _utc(offset.apply(self.due_anchor(due), self.cal))
+            self.due_dates[(index, due)] = at
+        return at
+
+    def due_anchor(self, due: date) -> datetime:
+        """The anchor of steps counted from an invoice due on ``due``."""
+        return datetime.combine(due, self.cal.window_start, tzinfo=self.zone)
 
 
 def _resolve_stage(
@@ -664,15 +683,9 @@ class _Planner:
         j = i + 1
         if j >= len(steps) or steps[j].anchor != "due_date" or not steps[j].sends_message:
             return None
-        offset = self.profile.offsets[j]
-        if offset is None:
+        if self.profile.offsets[j] is None:
             return None
-        return (
-            j if _utc(offset.apply(self._due_anchor(invoice), self.cal)) <= self.now_utc else None
-        )
-
-    def _due_anchor(self, invoice: Invoice) -> datetime:
-        return datetime.combine(invoice.due, self.cal.window_start, tzinfo=self.zone)
+        return j if self.profile.after_due_date(j, invoice.due) <= self.now_utc else None
 
     @staticmethod
     def _needs_invoice(step: _StepView) -> bool:
@@ -702,7 +715,7 @@ class _Planner:
             assert self.facts.invoice is not None  # noqa: S101 - checked by decide()
             inv = self.facts.invoice
             day = self.day(inv.due)
-            return self._due_anchor(inv), f"invoice {inv.number} fell due on {day}", day
+            return self.profile.due_anchor(inv.due), f"invoice {inv.number} fell due on {day}", day
         if step.anchor == "first_unanswered":
             first = self.facts.first_unanswered_at or self.last_outgoing
             day = self.day(first)
@@ -766,6 +779,8 @@ class _Planner:
         """The engine's own tasks are due at once (the next window opening), or when
         their snooze ends."""
         due = self.ctx.opening_after_now(self.cal)[0]
+        if self.facts.snoozed_until is None and name not in self.snoozed:
+            return due
         for until, _, _ in self._snoozes(name):
             due = _later(due, until)
         return due
@@ -981,7 +996,7 @@ class _Planner:
             if inv
             else "the unpaid invoice"
         )
-        return ChecklistContext(
+        return _new_checklist_context(
             who=self.who(),
             phone=self.client.phone if self.client else None,
             writing_to=self.verdict.counterpart,
