@@ -33,6 +33,7 @@ from ghostwatch.classify import Kind
 from ghostwatch.config import AccountSettings
 from ghostwatch.judgment import Identity, Msg, ThreadState, Verdict, judge_all
 from ghostwatch.message import Direction
+from ghostwatch.records import builder
 from ghostwatch.store import (
     IN_CHUNK,
     Mention,
@@ -62,6 +63,13 @@ def identity_of(account: AccountSettings) -> Identity:
         addresses=account.own_addresses(),
         colleague_domains=frozenset(account.colleague_domains),
     )
+
+
+# Built once per stored message (see ghostwatch.records); enum members by stored value.
+_new_thread_input = builder(ThreadInput)
+_new_msg = builder(Msg)
+_DIRECTIONS = {d.value: d for d in Direction}
+_KINDS = {k.value: k for k in Kind}
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -848,7 +856,7 @@ def _thread_inputs(rows: Iterable[Any], identity: Identity) -> list[ThreadInput]
 
 
 def _thread_input(r: Any, identity: Identity) -> ThreadInput:
-    return ThreadInput(
+    return _new_thread_input(
         key=r.id,
         message_id=r.message_id,
         in_reply_to=r.in_reply_to,
@@ -969,11 +977,11 @@ def _rethread(
 
 
 def _msg(r: Any, identity: Identity) -> Msg:
-    return Msg(
+    return _new_msg(
         message_id=r.message_id,
         date=r.date,
-        direction=Direction(r.direction),
-        kind=Kind(r.kind),
+        direction=_DIRECTIONS.get(r.direction) or Direction(r.direction),
+        kind=_KINDS.get(r.kind) or Kind(r.kind),
         from_addr=intern(r.from_addr),
         to_addrs=_split(r.to_addrs),
         cc_addrs=_split(r.cc_addrs),

@@ -23,6 +23,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from ghostwatch.config import AccountSettings, ImapSettings, Security
 from ghostwatch.errors import AuthenticationError, ServerUnreachableError, TLSError
+from ghostwatch.records import builder
 
 log = structlog.get_logger("ghostwatch.imap")
 
@@ -304,6 +305,7 @@ _MONTHS = {
     )
 }  # fmt: skip
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_new_fetched = builder(Fetched)  # once per message fetched: see ghostwatch.records
 
 
 def parse_internaldate(value: bytes) -> datetime:
@@ -358,7 +360,7 @@ def parse_header_fetch(data: list[Any]) -> list[Fetched]:
                 continue
             date = _DATE_RE.search(prefix) or _DATE_RE.search(trailer)
             out.append(
-                Fetched(
+                _new_fetched(
                     uid=uid,
                     internal_date=parse_internaldate(date.group(1)) if date else _EPOCH,
                     size=_grab(_SIZE_RE, prefix, trailer) or 0,

@@ -17,6 +17,7 @@ from functools import lru_cache
 from ghostwatch.classify import HEADER_FIELDS as CLASSIFY_FIELDS
 from ghostwatch.classify import Kind, address_pairs, classify, header_text, raw_header_text
 from ghostwatch.headers import HeaderMap
+from ghostwatch.records import builder
 from ghostwatch.threads import parse_msgid_list
 
 _BASE_FIELDS = (
@@ -61,6 +62,9 @@ class MessageMeta:
     reasons: tuple[str, ...]
     content_type: str
     problems: tuple[str, ...] = field(default=())
+
+
+_new_meta = builder(MessageMeta)  # once per message synced: see ghostwatch.records
 
 
 def decode_text(value: object) -> str:
@@ -173,7 +177,7 @@ def parse_headers(
     # newsletter they send is not a message that awaits an answer.
     classification = classify(msg)
 
-    return MessageMeta(
+    return _new_meta(
         message_id=message_id,
         in_reply_to=in_reply_to,
         references=references,
