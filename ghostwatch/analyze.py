@@ -43,6 +43,7 @@ from ghostwatch.store import (
     ThreadRow,
     Tracking,
     in_chunks,
+    insert_plain,
 )
 from ghostwatch.threads import (
     StreamThreader,
@@ -507,8 +508,9 @@ def _insert_verdicts(
 ) -> None:
     if not verdicts:
         return
-    conn.execute(
-        insert(cast(Table, ThreadRow.__table__)),
+    insert_plain(
+        conn,
+        cast(Table, ThreadRow.__table__),
         [
             {
                 "account": account,

@@ -7,7 +7,7 @@ database to the latest revision before use.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     event,
     false,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -398,6 +399,44 @@ def in_chunks(values: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
     items = list(values)
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def insert_plain(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts naming the same columns) in one executemany on the DBAPI
+    cursor, each value converted by its column type's bind processor: what SQLAlchemy's
+    ``execute(insert(table), rows)`` stores, without its per-row parameter handling.
+
+    Python-side column defaults are not applied: a column with one must be in the rows.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]  # KeyError for a name not a column
+    missing = [c.name for c in table.columns if c.name not in names and c.default is not None]
+    if missing:
+        raise ValueError(f"insert into {table.name}: rows lack {', '.join(missing)}")
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    # The table's own names, quoted; every value is bound.
+    into = f"{dialect.identifier_preparer.format_table(table)} "
+    into += f"({', '.join(quote(c.name) for c in columns)})"
+    sql = f"INSERT INTO {into} VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+    processors = [
+        (i, proc)
+        for i, column in enumerate(columns)
+        if (proc := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    ]
+    params: list[tuple[Any, ...]] = []
+    width = len(names)
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"insert into {table.name}: rows name different columns")
+        values = [row[n] for n in names]
+        for i, proc in processors:
+            values[i] = proc(values[i])
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
 
 
 def open_store(url: str, *, migrate: bool = True) -> sessionmaker[Any]:

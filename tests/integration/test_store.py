@@ -11,7 +11,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,7 @@ from ghostwatch.store import (
     ThreadRow,
     current_revision,
     head_revision,
+    insert_plain,
     make_engine,
     open_store,
 )
@@ -150,3 +151,41 @@ def test_analysing_only_the_new_mail_matches_a_full_analysis_on_both_backends(
         analyze_account(sessions, DEMO_ACCOUNT, DEMO_NOW)
     assert _judged_state(sessions) == incremental
     assert len(incremental[1]) == 19
+
+
+def test_insert_plain_stores_what_sqlalchemy_stores(sessions: sessionmaker[Session]) -> None:
+    # The sync and the analysis insert straight to the driver: every value must be
+    # stored as an executemany through SQLAlchemy would store it (datetimes in UTC, in
+    # the backend's format; booleans; NULLs), on both backends.
+    table = ThreadRow.__table__
+    assert isinstance(table, Table)
+    rome = timezone(timedelta(hours=1))
+    base = {
+        "account": "a", "subject": "Quote", "state": "awaiting_reply", "awaiting": True,
+        "awaiting_since": datetime(2026, 11, 20, 10, 30, 15, 123456, tzinfo=rome),
+        "counterpart": "bob@client.example", "last_outgoing_message_id": "<1@x>",
+        "last_activity": datetime(2026, 11, 21, 9, tzinfo=UTC), "message_count": 3,
+        "notes": "one\ntwo", "updated_at": datetime(2026, 11, 22, tzinfo=UTC),
+        "counterparts": "bob@client.example", "first_unanswered_at": None,
+        "subject_key": None,
+    }  # fmt: skip
+    with sessions() as db:
+        db.execute(insert(table), [{**base, "thread_id": "core"}])
+        insert_plain(db.connection(), table, [{**base, "thread_id": "plain"}])
+        db.commit()
+        # Raw values, as the driver hands them back: no type conversion on the way.
+        rows = db.execute(text("SELECT * FROM threads ORDER BY thread_id")).mappings().all()
+        stored = {r["thread_id"]: {k: v for k, v in r.items() if k != "thread_id"} for r in rows}
+        assert set(stored) == {"core", "plain"}
+        assert stored["plain"] == stored["core"]
+        loaded = db.scalars(select(ThreadRow).where(ThreadRow.thread_id == "plain")).one()
+        assert loaded.awaiting_since == base["awaiting_since"]
+        assert loaded.awaiting is True and loaded.first_unanswered_at is None
+        with pytest.raises(ValueError, match="rows lack subject"):
+            insert_plain(db.connection(), table, [{"account": "a", "thread_id": "x"}])
+        with pytest.raises(ValueError, match="different columns"):
+            insert_plain(
+                db.connection(),
+                table,
+                [{**base, "thread_id": "p2"}, {**base, "thread_id": "p3", "extra": 1}],
+            )
