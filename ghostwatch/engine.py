@@ -198,6 +198,7 @@ class _Context:
         self._calendars: dict[int, Calendar] = {}
         self._openings: dict[int, tuple[datetime, datetime]] = {}
         self._profiles: dict[tuple[int, int], _Profile] = {}
+        self._due_dates: dict[int, dict[tuple[int, date], datetime]] = {}
         # Text of dates, by the current year (written without it): many threads share
         # their window openings.
         self._day_texts: dict[int, dict[date, str]] = {}
@@ -250,6 +251,13 @@ class _Context:
         if texts is None:
             texts = self._day_texts[year] = {}
         return texts
+
+    def due_dates(self, cal: Calendar) -> dict[tuple[int, date], datetime]:
+        """The memo of :meth:`_Profile.after_due_date` for ``cal``."""
+        memo = self._due_dates.get(id(cal))
+        if memo is None:
+            memo = self._due_dates[id(cal)] = {}
+        return memo
 
     def profile(self, policy: Policy, client: Client | None) -> _Profile:
         """What every thread of ``policy`` with ``client`` shares (see :class:`_Profile`)."""
@@ -346,17 +354,19 @@ class _Profile:
         )
         self.index = {step.name: i for i, step in enumerate(steps)}
         self.close_steps = tuple(step for step in steps if step.action == "close")
-        self.due_dates: dict[tuple[int, date], datetime] = {}
+        # Shared by the profiles of one calendar: clients share calendars, invoices
+        # their due dates, policies their offsets.
+        self.due_dates = ctx.due_dates(self.cal)
 
     def after_due_date(self, index: int, due: date) -> datetime:
         """Step ``index``'s offset applied to an invoice due on ``due`` (at the window
-        start), in UTC: invoices share their due dates."""
-        at = self.due_dates.get((index, due))
+        start), in UTC."""
+        offset = self.offsets[index]
+        assert offset is not None  # noqa: S101 - the caller checks
+        key = (id(offset), due)  # offsets live in the settings as long as the context
+        at = self.due_dates.get(key)
         if at is None:
-            offset = self.offsets[index]
-            assert offset is not None  # noqa: S101 - the caller checks
-            at = _utc(offset.apply(self.due_anchor(due), self.cal))
-            self.due_dates[(index, due)] = at
+            at = self.due_dates[key] = _utc(offset.apply(self.due_anchor(due), self.cal))
         return at
 
     def due_anchor(self, due: date) -> datetime:
