@@ -117,7 +117,10 @@ def plan(
     ctx = _Context(settings, now)
     limit = None if until is None else _utc(until)
     seen: set[str] = set()
-    keyed: list[tuple[datetime, str, PlannedStep]] = []
+    steps: list[PlannedStep] = []
+    # Sort keys hold no step: tuples of atoms, which the garbage collector stops
+    # tracking at once (a plan's other survivors, its steps, are what it returns).
+    keys: list[tuple[datetime, str, int]] = []
     awaiting = ThreadState.AWAITING_REPLY
     for facts in threads:
         thread_id = facts.thread_id
@@ -137,10 +140,10 @@ def plan(
         if due_utc is None:
             due_utc = _utc(step.due_at)
         if limit is None or due_utc <= limit:
-            keyed.append((due_utc, thread_id, step))
-    # By due time then thread id (unique, so the steps themselves are never compared).
-    keyed.sort()
-    return [step for _, _, step in keyed]
+            keys.append((due_utc, thread_id, len(steps)))
+            steps.append(step)
+    keys.sort()  # by due time then thread id
+    return [steps[i] for _, _, i in keys]
 
 
 def compute_late_fee(amount: Decimal, contract: Contract | None) -> Decimal | None:
