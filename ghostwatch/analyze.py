@@ -73,8 +73,11 @@ _DIRECTIONS = {d.value: d for d in Direction}
 _KINDS = {k.value: k for k in Kind}
 
 
+_NO_ADDRESS = ("",)  # a message without a From
+
+
 def _split(value: str) -> tuple[str, ...]:
-    return tuple(intern(v) for v in value.split()) if value else ()
+    return tuple(map(intern, value.split())) if value else ()
 
 
 _COLUMNS = (
@@ -873,8 +876,8 @@ def _participants(
     from_addr: str, to_addrs: str, cc_addrs: str, identity: Identity
 ) -> frozenset[str]:
     """Who takes part in a message, as threading counts them: the owner's own excluded."""
-    addrs = (intern(from_addr), *_split(to_addrs), *_split(cc_addrs))
-    return frozenset(a for a in addrs if a and a not in identity.addresses)
+    addrs = frozenset((intern(from_addr), *_split(to_addrs), *_split(cc_addrs)))
+    return addrs.difference(identity.addresses, _NO_ADDRESS)
 
 
 def _rethread(
