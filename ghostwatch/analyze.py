@@ -44,6 +44,7 @@ from ghostwatch.store import (
     Tracking,
     in_chunks,
     insert_plain,
+    insert_values,
 )
 from ghostwatch.threads import (
     StreamThreader,
@@ -71,8 +72,6 @@ _new_thread_input = builder(ThreadInput)
 _new_msg = builder(Msg)
 _DIRECTIONS = {d.value: d for d in Direction}
 _KINDS = {k.value: k for k in Kind}
-
-
 _NO_ADDRESS = ("",)  # a message without a From
 
 
@@ -537,18 +536,12 @@ def _insert_verdicts(
     )
 
 
-_MENTION_INSERT = {
-    True: "INSERT INTO mentions (message_pk, msgid, account) VALUES (?, ?, ?)",
-    False: "INSERT INTO mentions (message_pk, msgid, account) VALUES (%s, %s, %s)",
-}
+_MENTION_COLUMNS = ("message_pk", "msgid", "account")
 
 
 def _insert_mentions(conn: Connection, rows: list[tuple[int, str, str]]) -> None:
-    """(message_pk, msgid, account) rows straight to the DBAPI cursor: SQLAlchemy's
-    per-row parameter handling costs more than the insert. Fixed text: only the
-    driver's placeholder differs (sqlite3 "?", psycopg "%s")."""
-    if rows:
-        conn.exec_driver_sql(_MENTION_INSERT[conn.dialect.paramstyle == "qmark"], rows)
+    """(message_pk, msgid, account) rows straight to the driver (see insert_values)."""
+    insert_values(conn, cast(Table, Mention.__table__), _MENTION_COLUMNS, rows)
 
 
 def _index_mentions(conn: Connection, account: str) -> int:

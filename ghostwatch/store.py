@@ -403,18 +403,35 @@ def in_chunks(values: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
 
 def insert_plain(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT ``rows`` (dicts naming the same columns) in one executemany on the DBAPI
-    cursor, each value converted by its column type's bind processor: what SQLAlchemy's
-    ``execute(insert(table), rows)`` stores, without its per-row parameter handling.
+    cursor (see :func:`insert_values`).
 
     Python-side column defaults are not applied: a column with one must be in the rows.
     """
     if not rows:
         return
-    names = list(rows[0])
-    columns = [table.c[name] for name in names]  # KeyError for a name not a column
+    names = tuple(rows[0])
     missing = [c.name for c in table.columns if c.name not in names and c.default is not None]
     if missing:
         raise ValueError(f"insert into {table.name}: rows lack {', '.join(missing)}")
+    width = len(names)
+    values: list[tuple[Any, ...]] = []
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"insert into {table.name}: rows name different columns")
+        values.append(tuple(row[n] for n in names))
+    insert_values(conn, table, names, values)
+
+
+def insert_values(
+    conn: Connection, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT ``rows`` (values in the order of ``names``) in one executemany on the
+    DBAPI cursor, each value converted by its column type's bind processor: what
+    SQLAlchemy's ``execute(insert(table), ...)`` stores, without its per-row parameter
+    handling, which costs more than the insert itself."""
+    if not rows:
+        return
+    columns = [table.c[name] for name in names]  # KeyError for a name not a column
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -427,15 +444,13 @@ def insert_plain(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any
         for i, column in enumerate(columns)
         if (proc := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
-    params: list[tuple[Any, ...]] = []
-    width = len(names)
-    for row in rows:
-        if len(row) != width:
-            raise ValueError(f"insert into {table.name}: rows name different columns")
-        values = [row[n] for n in names]
-        for i, proc in processors:
-            values[i] = proc(values[i])
-        params.append(tuple(values))
+    params: list[Sequence[Any]] = list(rows)
+    if processors:
+        for n, row in enumerate(params):
+            values = list(row)
+            for i, proc in processors:
+                values[i] = proc(values[i])
+            params[n] = tuple(values)
     conn.exec_driver_sql(sql, params)
 
 
