@@ -228,7 +228,7 @@ class _Context:
         key = id(client)  # clients live in self.settings for as long as this context
         cal = self._calendars.get(key)
         if cal is None:
-            cal = self._calendars[key] = _calendar(self.settings.defaults, client)
+            cal = self._calendars[key] = _calendar(self.defaults, client)
         return cal
 
     def opening_after_now(self, cal: Calendar) -> tuple[datetime, datetime]:
@@ -325,7 +325,6 @@ class _Profile:
         "labels",
         "offset_texts",
         "offsets",
-        "policy",
         "stage",
         "steps",
         "year",
@@ -333,7 +332,6 @@ class _Profile:
     )
 
     def __init__(self, ctx: _Context, policy: Policy, client: Client | None) -> None:
-        self.policy = policy
         self.stage = policy.name
         self.steps = steps = tuple(_StepView.of(step) for step in policy.steps)
         self.client = client
@@ -504,7 +502,6 @@ class _Planner:
         "last_outgoing",
         "now",
         "now_utc",
-        "policy",
         "profile",
         "snoozed",
         "stage",
@@ -536,7 +533,6 @@ class _Planner:
         self.now: datetime = ctx.now
         self.now_utc: datetime = ctx.now_utc
         self.profile = profile
-        self.policy = profile.policy
         self.stage = profile.stage
         self.steps = profile.steps
         self.client = profile.client
