@@ -25,6 +25,7 @@ run() {
 }
 
 run bench/sync_bench.py "$@"
+run bench/sync_budget.py
 run bench/plan_100k.py
 
 exit "$status"
