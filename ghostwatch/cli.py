@@ -24,7 +24,7 @@ from ghostwatch.cliutil import (
 )
 from ghostwatch.clock import FixedClock
 from ghostwatch.config import AccountSettings, Settings
-from ghostwatch.errors import GhostwatchError
+from ghostwatch.errors import ConfigNotFoundError, GhostwatchError
 from ghostwatch.log import configure_logging
 
 
@@ -675,7 +675,12 @@ def replay(
             except GhostwatchError:
                 policy = PolicySettings()
         else:
-            settings = obj.settings
+            try:
+                settings = obj.settings
+            except ConfigNotFoundError as exc:
+                raise ConfigNotFoundError(
+                    f"{exc} To replay without one, say whose mailbox it is: --address ADDR."
+                ) from None
             if account_name:
                 account = settings.account(account_name)
             elif len(settings.accounts) == 1:

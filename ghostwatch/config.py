@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ghostwatch.addresses import check_address
-from ghostwatch.errors import ConfigError
+from ghostwatch.errors import ConfigError, ConfigNotFoundError
 from ghostwatch.policy import PolicySettings
 
 POLICY_KEYS = ("defaults", "clients", "rules", "policies", "payment_notices")
@@ -475,7 +475,7 @@ def find_config(explicit: Path | None) -> Path:
         if path.is_file():
             return path
     tried = ", ".join(str(c) for c in candidates)
-    raise ConfigError(
+    raise ConfigNotFoundError(
         f"no configuration file found (tried {tried}). Copy config.example.toml there, "
         "or pass --config PATH."
     )

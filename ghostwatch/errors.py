@@ -11,6 +11,10 @@ class ConfigError(GhostwatchError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+class ConfigNotFoundError(ConfigError):
+    """No configuration file exists where ghostwatch looked."""
+
+
 class CredentialError(GhostwatchError):
     """A password could not be obtained (command failed, file missing, ...)."""
 

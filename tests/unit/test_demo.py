@@ -136,6 +136,14 @@ def test_replay_cli_refuses_a_bad_address(tmp_path: Path) -> None:
     assert "not an email address" in done.output
 
 
+def test_replay_cli_without_config_or_address_says_how_to_replay(tmp_path: Path) -> None:
+    runner = CliRunner(env={"GHOSTWATCH_CONFIG": str(tmp_path / "absent.toml")})
+    done = runner.invoke(main, ["replay", str(SAMPLE)])
+    assert done.exit_code == 1
+    assert "no configuration file found" in done.output
+    assert "--address ADDR" in done.output
+
+
 def test_sample_mailbox_is_well_formed() -> None:
     box = mailbox.mbox(SAMPLE, create=False)
     ids = [m["Message-ID"] for m in box]
