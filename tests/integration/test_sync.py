@@ -102,10 +102,10 @@ def test_a_real_postfix_bounce_is_not_an_answer(env: Env) -> None:
     assert thread.awaiting
     assert "bounce" in thread.notes and "nobody@client.test" in thread.notes
     with env.sessions() as db:
-        bounce = db.scalars(select(MessageRow).where(MessageRow.kind == "bounce")).one()
-        assert bounce.bounced_addrs == "nobody@client.test"
-        assert bounce.bounced_message_id == "<b1@example.test>"
-        assert bounce.thread_id == thread.thread_id
+        row = db.scalars(select(MessageRow).where(MessageRow.kind == "bounce")).one()
+        assert row.bounced_addrs == "nobody@client.test"
+        assert row.bounced_message_id == "<b1@example.test>"
+        assert row.thread_id == thread.thread_id
 
 
 def test_a_gateway_bounce_from_an_ordinary_address_is_read_by_its_body(env: Env) -> None:

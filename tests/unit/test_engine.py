@@ -835,7 +835,7 @@ def thread_facts(draw: st.DrawFn, thread_id: str) -> ThreadFacts:
     if draw(st.booleans()):
         due_day = (since - timedelta(days=draw(st.integers(-30, 150)))).date()
         invoice = Invoice("N", Decimal(draw(st.integers(1, 10**6))) / 100, "EUR", due_day)
-    oof = ()
+    oof: tuple[AutoReply, ...] = ()
     if draw(st.booleans()):
         reply_at = since + timedelta(hours=draw(st.integers(-48, 24 * 20)))
         oof = (AutoReply(reply_at, draw(st.sampled_from(OOF_BODIES)), "Out of office"),)
