@@ -13,9 +13,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from ghostwatch.absence import extract_text
@@ -25,6 +26,7 @@ from ghostwatch.facts import AutoReply, Invoice, StepRecord, ThreadFacts
 from ghostwatch.judgment import ThreadState, Verdict
 from ghostwatch.message import Direction
 from ghostwatch.policy import PolicySettings
+from ghostwatch.records import builder
 from ghostwatch.store import Folder, MessageRow, StepLog, ThreadRow, Tracking, in_chunks
 
 
@@ -84,6 +86,14 @@ class _Mail:
     auto_reply_text: str | None
 
 
+_new_mail = builder(_Mail)  # once per message read: see ghostwatch.records
+# Stored values, read for every message (an Enum member's .value is a descriptor call).
+_INCOMING = Direction.INCOMING.value
+_OUTGOING = Direction.OUTGOING.value
+_HUMAN = Kind.HUMAN.value
+_AUTO_REPLY = Kind.AUTO_REPLY.value
+_BOUNCE = Kind.BOUNCE.value
+
 _MAIL_COLUMNS = (
     MessageRow.id,
     MessageRow.thread_id,
@@ -109,31 +119,33 @@ def _mails(db: Session, account: str, *conditions: ColumnElement[bool]) -> list[
     for condition in conditions:
         for r in db.execute(select(*_MAIL_COLUMNS).where(MessageRow.account == account, condition)):
             found[r.id] = r
-    rows = [found[k] for k in sorted(found)]
-    return sorted(
-        (
-            _Mail(
-                thread_id=r.thread_id or "",
-                folder=folders.get(r.folder_id, ""),
-                date=r.date,
-                direction=r.direction,
-                kind=r.kind,
-                from_addr=r.from_addr,
-                to_addrs=tuple(f"{r.to_addrs} {r.cc_addrs}".split()),
-                subject=r.subject,
-                bounced_addrs=tuple(r.bounced_addrs.split()) if r.bounced_addrs else (),
-                auto_reply_text=r.auto_reply_text,
+    mails = []
+    for key in sorted(found):
+        # Unpacked by position: cheaper than a row's attributes, for every message read.
+        (_, tid, folder_id, date, direction, kind, from_addr, to, cc, subject, bounced,
+         auto_reply_text) = found[key]  # fmt: skip
+        mails.append(
+            _new_mail(
+                tid or "",
+                folders.get(folder_id, ""),
+                date,
+                direction,
+                kind,
+                from_addr,
+                tuple(f"{to} {cc}".split()),
+                subject,
+                tuple(bounced.split()) if bounced else (),
+                auto_reply_text,
             )
-            for r in rows
-        ),
-        key=lambda m: m.date,
-    )
+        )
+    mails.sort(key=attrgetter("date"))
+    return mails
 
 
 def _folder_of(mails: list[_Mail]) -> str:
     """The folder a thread lives in, for rules: where their latest mail was filed,
     else where the thread started."""
-    incoming = [m for m in mails if m.direction == Direction.INCOMING.value]
+    incoming = [m for m in mails if m.direction == _INCOMING]
     chosen = incoming[-1] if incoming else (mails[0] if mails else None)
     return chosen.folder if chosen and chosen.folder else "INBOX"
 
@@ -143,12 +155,12 @@ def reply_latencies(mails: Iterable[_Mail]) -> dict[str, list[timedelta]]:
     waiting: dict[tuple[str, str], datetime] = {}
     out: dict[str, list[timedelta]] = defaultdict(list)
     for m in mails:
-        if m.kind != Kind.HUMAN.value:
+        if m.kind != _HUMAN:
             continue
-        if m.direction == Direction.OUTGOING.value:
+        if m.direction == _OUTGOING:
             for to in m.to_addrs:
                 waiting.setdefault((m.thread_id, to), m.date)
-        elif m.direction == Direction.INCOMING.value:
+        elif m.direction == _INCOMING:
             sent = waiting.pop((m.thread_id, m.from_addr), None)
             if sent is not None:
                 out[m.from_addr].append(m.date - sent)
@@ -214,32 +226,36 @@ def gather(
             if (t := tracking.get(row.thread_id)) is not None and t.invoice_number
         }
     )
-    answered_in = [
+    # No DISTINCT and no "thread_id IS NOT NULL" here: either one leads SQLite to walk
+    # the whole (account, thread_id) index instead of looking the senders up in
+    # (account, from_addr), a second per query at a million messages.
+    answered_in = {
         tid
         for part in in_chunks(counterparts)
         for tid in db.scalars(
-            select(MessageRow.thread_id)
-            .distinct()
-            .where(
+            select(MessageRow.thread_id).where(
                 MessageRow.account == account.name,
                 MessageRow.from_addr.in_(part),
-                MessageRow.direction == Direction.INCOMING.value,
-                MessageRow.thread_id.is_not(None),
+                MessageRow.direction == _INCOMING,
             )
         )
         if tid is not None
-    ]
+    }
     conditions: list[ColumnElement[bool]] = [
-        MessageRow.thread_id.in_(part)
-        for part in in_chunks(sorted(verdicts.keys() | set(answered_in)))
+        MessageRow.thread_id.in_(part) for part in in_chunks(sorted(verdicts.keys() | answered_in))
     ]
+    # A sender at a client's domain: no index serves a suffix match, so every domain
+    # goes into one scan of the senders rather than two each.
+    domain_matches: list[ColumnElement[bool]] = []
     for relevant in clients.values():
         conditions += [MessageRow.from_addr.in_(part) for part in in_chunks(relevant.addresses)]
         for domain in relevant.domains:
-            conditions += [
+            domain_matches += [
                 MessageRow.from_addr.like(f"%@{domain}"),
                 MessageRow.from_addr.like(f"%.{domain}"),
             ]
+    # (In groups: SQLite nests each OR a level deeper, and caps the depth at 1000.)
+    conditions += [or_(*part) for part in in_chunks(domain_matches, 200)]
     if notices.senders:
         conditions += [MessageRow.subject.contains(n, autoescape=True) for n in invoices]
     mails = _mails(db, account.name, *conditions)
@@ -249,7 +265,7 @@ def gather(
             by_thread[m.thread_id].append(m)
     latencies = reply_latencies(mails)
     late = _late_payers(db, account.name, tracking.values(), policy)
-    incoming = [m for m in mails if m.direction == Direction.INCOMING.value]
+    incoming = [m for m in mails if m.direction == _INCOMING]
     contacts = _client_contacts(mails, policy, account.own_addresses())
 
     facts = []
@@ -297,12 +313,10 @@ def gather(
                         subject=m.subject,
                     )
                     for m in after
-                    if m.kind == Kind.AUTO_REPLY.value
+                    if m.kind == _AUTO_REPLY
                 ),
                 bounced_addresses=tuple(
-                    dict.fromkeys(
-                        a for m in after if m.kind == Kind.BOUNCE.value for a in m.bounced_addrs
-                    )
+                    dict.fromkeys(a for m in after if m.kind == _BOUNCE for a in m.bounced_addrs)
                 ),
                 known_addresses=tuple(known),
                 invoice=_invoice(t),
@@ -362,7 +376,7 @@ def _client_contacts(
     out: dict[str, tuple[list[str], str]] = {}
     client_of: dict[str, str | None] = {}
     for m in mails:
-        if m.direction != Direction.INCOMING.value or m.kind != Kind.HUMAN.value:
+        if m.direction != _INCOMING or m.kind != _HUMAN:
             continue
         if m.from_addr in own:
             continue

@@ -107,6 +107,30 @@ def test_addresses_the_client_writes_from_are_learned(tmp_path: Path) -> None:
     assert "anna.verdi@mail.example" in invoice.known_addresses
 
 
+def test_addresses_are_learned_for_each_of_many_clients_known_by_domain(
+    tmp_path: Path,
+) -> None:
+    # Domain matches are read in groups of OR-ed conditions (SQLite caps the depth of
+    # an expression): a client in every group still learns its senders.
+    extra = []
+    for i in range(120):
+        extra += [
+            make_mail(frm=ME, to=f"boss@d{i}.example", subject=f"Quote {i}",
+                      msgid=f"<q{i}@studio.example>", date=T0),
+            make_mail(frm=f"stray@d{i}.example", to=ME, subject=f"Hello {i}",
+                      msgid=f"<s{i}@d{i}.example>", date=T0 - timedelta(days=5)),
+        ]  # fmt: skip
+    sessions = _store(tmp_path, extra)
+    clients = [{"name": f"Client {i}", "domains": [f"d{i}.example"]} for i in range(120)]
+    policy = PolicySettings.model_validate({"clients": clients})
+    with sessions() as db:
+        facts = gather(db, ACCOUNT, policy)
+    quotes = {f.subject: f for f in facts if f.subject.startswith("Quote")}
+    assert len(quotes) == 120
+    for i in range(120):
+        assert f"stray@d{i}.example" in quotes[f"Quote {i}"].known_addresses, i
+
+
 def test_a_folder_rule_places_the_thread_in_its_stage(tmp_path: Path) -> None:
     sessions = _store(tmp_path, [])
     folder = f"local:{(tmp_path / 'box.mbox').resolve()}"
