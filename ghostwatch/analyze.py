@@ -819,8 +819,13 @@ def _threads_holding(
     return found
 
 
+# The two queries below return duplicates, which _threads_holding folds into a set: with
+# DISTINCT, SQLite reads the thread ids in order from the (account, thread_id) index,
+# the whole account's, rather than looking the given values up in their own index.
+
+
 def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[str]:
-    threads = select(MessageRow.thread_id).distinct()
+    threads = select(MessageRow.thread_id)
     return _threads_holding(
         conn,
         ids,
@@ -831,7 +836,7 @@ def _threads_mentioning(conn: Connection, account: str, ids: set[str]) -> set[st
 
 
 def _threads_of_gmail_threads(conn: Connection, account: str, thrids: set[int]) -> set[str]:
-    threads = select(MessageRow.thread_id).distinct()
+    threads = select(MessageRow.thread_id)
     return _threads_holding(
         conn,
         thrids,
