@@ -84,6 +84,9 @@ log = structlog.get_logger("ghostwatch.approval")
 OWN_HEADER = "X-Ghostwatch"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _UPCOMING = timedelta(hours=48)
+# How far past a digest's validity (token_hours) its replies are still read, to refuse
+# them with a reason: a month covers a daemon stopped for weeks and skewed clocks.
+_REPLY_LOOKBACK = timedelta(days=30)
 _MAX_REPLY_BYTES = 2_000_000
 
 
@@ -439,7 +442,8 @@ class ReplyOutcome:
     confirm: bool = True
 
 
-def _candidates(db: Session, account: AccountSettings) -> list[MessageRow]:
+def _candidates(db: Session, account: AccountSettings, since: datetime) -> list[MessageRow]:
+    """INBOX messages dated from ``since`` that may answer a digest, not yet handled."""
     inbox = select(Folder.id).where(Folder.account == account.name, Folder.role == "inbox")
     handled = select(HandledReply.message_id).where(HandledReply.account == account.name)
     return list(
@@ -447,6 +451,9 @@ def _candidates(db: Session, account: AccountSettings) -> list[MessageRow]:
             select(MessageRow)
             .where(
                 MessageRow.account == account.name,
+                # Read through the (account, date) index: the text tests below cannot
+                # use one, and a whole mailbox is seconds at a million messages.
+                MessageRow.date >= since,
                 MessageRow.folder_id.in_(inbox),
                 MessageRow.message_id.is_not(None),
                 MessageRow.message_id.not_in(handled),
@@ -688,8 +695,11 @@ def process_replies(
     from ghostwatch.replycommands import HELP_TEXT_EN, HELP_TEXT_IT, parse
     from ghostwatch.replytext import own_text
 
+    # Replies dated before the lookback answer digests whose commands expired long ago
+    # (see _REPLY_LOOKBACK); they are not read.
+    since = clock.now() - timedelta(hours=settings.approval.token_hours) - _REPLY_LOOKBACK
     with sessions() as db:
-        candidates = [(m.uid, m.message_id or "") for m in _candidates(db, account)]
+        candidates = [(m.uid, m.message_id or "") for m in _candidates(db, account, since)]
     if not candidates:
         return []
     raw = _fetch(account, [uid for uid, _ in candidates])

@@ -187,6 +187,19 @@ def test_an_expired_token_is_refused(queued: SendEnv) -> None:
     _refused(queued, reply_id, "token expired", now=(NOW + timedelta(hours=73)).isoformat())
 
 
+def test_a_reply_dated_a_month_past_the_token_is_not_read(queued: SendEnv) -> None:
+    # Replies are looked for among recent mail only (through the date index): one dated
+    # more than token_hours (72) + 30 days before now answers long-expired commands.
+    digest = _send_digest(queued)
+    reply_id = _reply(queued, digest, "send 1")  # dated NOW + 5 minutes
+    later = NOW + timedelta(hours=72, days=30, minutes=10)
+    out = queued.cli("run", "--once", now=later.isoformat())
+    assert out.returncode == 0, out.stdout + out.stderr
+    with queued.env.sessions() as db:
+        assert db.get(HandledReply, (queued.env.account.name, reply_id)) is None
+    assert queued.client_inbox() == []
+
+
 def test_a_replayed_command_acts_once(queued: SendEnv) -> None:
     """The same "send 1" again (a new message with the same token): refused for the
     item, and the client still has one copy."""
