@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
@@ -74,6 +74,7 @@ def verdict_of(row: ThreadRow) -> Verdict:
 
 @dataclass(frozen=True, slots=True)
 class _Mail:
+    key: int  # the store's id: ties on date are broken in store order
     thread_id: str
     folder: str
     date: datetime
@@ -126,6 +127,7 @@ def _mails(db: Session, account: str, *conditions: ColumnElement[bool]) -> list[
          auto_reply_text) = found[key]  # fmt: skip
         mails.append(
             _new_mail(
+                key,
                 tid or "",
                 folders.get(folder_id, ""),
                 date,
@@ -150,21 +152,52 @@ def _folder_of(mails: list[_Mail]) -> str:
     return chosen.folder if chosen and chosen.folder else "INBOX"
 
 
-def reply_latencies(mails: Iterable[_Mail]) -> dict[str, list[timedelta]]:
-    """Per address: how long they took to answer the user's messages, thread by thread."""
-    waiting: dict[tuple[str, str], datetime] = {}
-    out: dict[str, list[timedelta]] = defaultdict(list)
-    for m in mails:
-        if m.kind != _HUMAN:
-            continue
-        if m.direction == _OUTGOING:
-            for to in m.to_addrs:
-                waiting.setdefault((m.thread_id, to), m.date)
-        elif m.direction == _INCOMING:
-            sent = waiting.pop((m.thread_id, m.from_addr), None)
-            if sent is not None:
-                out[m.from_addr].append(m.date - sent)
-    return out
+_ANSWER_COLUMNS = (
+    MessageRow.id,
+    MessageRow.thread_id,
+    MessageRow.date,
+    MessageRow.direction,
+    MessageRow.from_addr,
+    MessageRow.to_addrs,
+    MessageRow.cc_addrs,
+)
+
+
+def _answers(
+    db: Session, account: str, thread_ids: Iterable[str], wrote: Callable[[int, str], bool]
+) -> tuple[dict[str, list[timedelta]], list[tuple[datetime, int, str]]]:
+    """Per address, how long they took to answer the user's messages in these threads
+    (in the order of their answers); and who wrote each human message received in them,
+    as (date, key, sender), for those ``wrote(key, sender)`` keeps.
+
+    A chunk of threads at a time, human mail only, as plain rows: the threads the
+    counterparts ever answered in can hold a good part of a big mailbox.
+    """
+    answers: list[tuple[datetime, int, str, timedelta]] = []
+    senders: list[tuple[datetime, int, str]] = []
+    for part in in_chunks(sorted(thread_ids)):
+        query = select(*_ANSWER_COLUMNS).where(
+            MessageRow.account == account,
+            MessageRow.thread_id.in_(part),
+            MessageRow.kind == _HUMAN,
+        )
+        rows = sorted(db.execute(query), key=itemgetter(2, 0))  # date, store order
+        waiting: dict[tuple[str | None, str], datetime] = {}
+        for key, tid, date, direction, from_addr, to, cc in rows:
+            if direction == _OUTGOING:
+                for addr in f"{to} {cc}".split():
+                    waiting.setdefault((tid, addr), date)
+            elif direction == _INCOMING:
+                sent = waiting.pop((tid, from_addr), None)
+                if sent is not None:
+                    answers.append((date, key, from_addr, date - sent))
+                if wrote(key, from_addr):
+                    senders.append((date, key, from_addr))
+    answers.sort(key=itemgetter(0, 1))
+    latencies: dict[str, list[timedelta]] = defaultdict(list)
+    for _, _, address, took in answers:
+        latencies[address].append(took)
+    return latencies, senders
 
 
 def _invoice(t: Tracking | None) -> Invoice | None:
@@ -241,8 +274,10 @@ def gather(
         )
         if tid is not None
     }
+    # Read whole: these threads' own mail, and (below) clients' and notices. The threads
+    # the counterparts answered in are read lighter, by _answers.
     conditions: list[ColumnElement[bool]] = [
-        MessageRow.thread_id.in_(part) for part in in_chunks(sorted(verdicts.keys() | answered_in))
+        MessageRow.thread_id.in_(part) for part in in_chunks(sorted(verdicts))
     ]
     # A sender at a client's domain: no index serves a suffix match, so every domain
     # goes into one scan of the senders rather than two each.
@@ -263,10 +298,24 @@ def gather(
     for m in mails:
         if m.thread_id in verdicts:
             by_thread[m.thread_id].append(m)
-    latencies = reply_latencies(mails)
+    read = {m.key for m in mails}
+    own = account.own_addresses()
+    client_of = _ClientOf(policy)
+
+    def from_client(key: int, sender: str) -> bool:
+        return key not in read and sender not in own and client_of(sender) is not None
+
+    latencies, more_senders = _answers(db, account.name, verdicts.keys() | answered_in, from_client)
     late = _late_payers(db, account.name, tracking.values(), policy)
     incoming = [m for m in mails if m.direction == _INCOMING]
-    contacts = _client_contacts(mails, policy, account.own_addresses())
+    senders = [
+        (m.date, m.key, m.from_addr)
+        for m in incoming
+        if m.kind == _HUMAN and m.from_addr not in own
+    ]
+    senders += more_senders
+    senders.sort(key=itemgetter(0, 1))
+    contacts = _client_contacts((sender for _, _, sender in senders), client_of)
 
     facts = []
     for row in threads:
@@ -368,26 +417,33 @@ def _same_person(addr: str, counterparts: tuple[str, ...], listed: list[str]) ->
     )
 
 
+class _ClientOf:
+    """The name of the client an address belongs to (memoised), or None."""
+
+    def __init__(self, policy: PolicySettings) -> None:
+        self.policy = policy
+        self.names: dict[str, str | None] = {}
+
+    def __call__(self, address: str) -> str | None:
+        if address not in self.names:
+            client = self.policy.client_for([address])
+            self.names[address] = client.name if client else None
+        return self.names[address]
+
+
 def _client_contacts(
-    mails: list[_Mail], policy: PolicySettings, own: frozenset[str]
+    senders: Iterable[str], client_of: _ClientOf
 ) -> dict[str, tuple[list[str], str]]:
     """Per client name: the addresses they wrote from (learned aliases included), and
-    the one they wrote from last. One pass over human mail received."""
+    the one they wrote from last. ``senders``: who wrote each human message received,
+    oldest first (the user's own addresses left out)."""
     out: dict[str, tuple[list[str], str]] = {}
-    client_of: dict[str, str | None] = {}
-    for m in mails:
-        if m.direction != _INCOMING or m.kind != _HUMAN:
-            continue
-        if m.from_addr in own:
-            continue
-        if m.from_addr not in client_of:
-            client = policy.client_for([m.from_addr])
-            client_of[m.from_addr] = client.name if client else None
-        name = client_of[m.from_addr]
+    for sender in senders:
+        name = client_of(sender)
         if name is None:
             continue
         seen, _ = out.get(name, ([], ""))
-        if m.from_addr not in seen:
-            seen.append(m.from_addr)
-        out[name] = (seen, m.from_addr)
+        if sender not in seen:
+            seen.append(sender)
+        out[name] = (seen, sender)
     return out
