@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ghostwatch import analyze
 from ghostwatch.analyze import analyze_account, analyze_changes
-from ghostwatch.demo import DEMO_ACCOUNT, DEMO_NOW, SAMPLE
+from ghostwatch.demo import DEMO_ACCOUNT, DEMO_NOW, SAMPLE, demo_policy
 from ghostwatch.errors import StoreError
+from ghostwatch.gather import gather
 from ghostwatch.localsource import ingest
 from ghostwatch.store import (
     Folder,
@@ -90,6 +91,25 @@ def test_one_row_per_folder_and_uid(sessions: sessionmaker[Session]) -> None:
         db.add(_row(folder.id, 7, when))
         with pytest.raises(IntegrityError):
             db.commit()
+
+
+def test_gather_reads_the_same_facts_on_both_backends(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # gather's queries (sender lookups, OR-ed domain matches, answered threads read in
+    # batches) must mean the same to PostgreSQL as to SQLite.
+    reference = open_store(f"sqlite:///{tmp_path / 'reference.db'}")
+    found = []
+    for store in (sessions, reference):
+        ingest(SAMPLE, DEMO_ACCOUNT, store, DEMO_NOW)
+        analyze_account(store, DEMO_ACCOUNT, DEMO_NOW)
+        with store() as db:
+            found.append(gather(db, DEMO_ACCOUNT, demo_policy(), awaiting_only=False))
+    facts, expected = found
+    assert facts == expected
+    assert len(facts) == 19
+    assert any(f.reply_latencies for f in facts)
+    assert any(len(f.known_addresses) > len(f.verdict.counterparts) for f in facts)
 
 
 def test_the_sample_mailbox_is_judged_the_same_on_both_backends(
