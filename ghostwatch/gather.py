@@ -246,11 +246,8 @@ def gather(
     # their clients wrote from (learned aliases); notices naming their invoices.
     verdicts = {row.thread_id: verdict_of(row) for row in threads}
     counterparts = sorted({a for v in verdicts.values() for a in v.counterparts})
-    clients = {
-        c.name: c
-        for c in (policy.client_for(v.counterparts) for v in verdicts.values())
-        if c is not None
-    }
+    client_of_thread = {tid: policy.client_for(v.counterparts) for tid, v in verdicts.items()}
+    clients = {c.name: c for c in client_of_thread.values() if c is not None}
     notices = policy.payment_notices
     invoices = sorted(
         {
@@ -323,7 +320,7 @@ def gather(
         since = verdict.awaiting_since
         thread_mails = by_thread.get(row.thread_id, [])
         after = [m for m in thread_mails if since is not None and m.date >= since]
-        client = policy.client_for(verdict.counterparts)
+        client = client_of_thread[row.thread_id]
         known = dict.fromkeys(verdict.counterparts)
         last_from = None
         if client is not None:
